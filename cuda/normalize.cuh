@@ -1,0 +1,24 @@
+#pragma once
+// The CUDA side of the normalize op (see include/tlc/normalize.h for the spec it must match). Nothing else
+// in tlc touches the CUDA runtime API: src/ops/normalize_cuda.cpp hands torch tensors to this launcher.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+namespace tlc::cuda {
+
+enum class OutType : int { f32 = 0, bf16 = 1, f16 = 2 };
+
+struct NormalizeParams {
+  float scale[3];
+  float shift[3];
+  int bgr;
+  int nhwc;  // 0: NCHW output, 1: NHWC (channels-last) output
+};
+
+// src: device pointer to n*h*w*3 bytes; flip: device pointer to n bytes or nullptr; dst: device pointer to
+// n*3*h*w elements of `type`. Returns the launch error, if any.
+cudaError_t launch_normalize(const uint8_t* src, int64_t n, int64_t h, int64_t w, const NormalizeParams& p,
+                             const uint8_t* flip, void* dst, OutType type, cudaStream_t stream);
+
+}  // namespace tlc::cuda

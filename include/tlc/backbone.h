@@ -1,0 +1,59 @@
+#pragma once
+// A frozen convolutional base loaded from TorchScript (written by scripts/export_backbone.py).
+#include <torch/script.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tlc {
+
+struct BackboneInfo {
+  std::string path;
+  std::string arch = "unknown";       // tlc_arch attribute, "unknown" when the file has none
+  std::string weights = "unknown";    // "imagenet", "random" or "unknown"
+  std::string normalize;              // expected normalization, empty when the file does not say
+  int64_t input_size = 0;             // size the weights were trained at, 0 when unknown
+  int64_t output_channels = 0;        // width of the feature map (probed when the file does not say)
+};
+
+struct LayerInfo {
+  int index = 0;
+  std::string name;   // dotted path inside the module, e.g. "body.28"
+  std::string type;   // e.g. "Conv2d"
+  int64_t params = 0;
+  bool trainable = false;
+};
+
+class Backbone {
+ public:
+  // Loads on CPU, freezes every parameter, sets eval mode, reads the metadata and probes the output width.
+  // Throws tlc::Error naming the file and scripts/export_backbone.py when the file is missing, is not
+  // TorchScript, or does not map [N,3,H,W] to an [N,C,h,w] feature map.
+  static Backbone load(const std::string& path);
+  // Wraps an already loaded module (e.g. the backbone inside a saved model file).
+  static Backbone from_module(torch::jit::Module module, const std::string& origin);
+
+  const BackboneInfo& info() const { return info_; }
+  torch::jit::Module& module() { return module_; }
+  const torch::jit::Module& module() const { return module_; }
+
+  // Leaf modules in order, with their own parameter counts.
+  std::vector<LayerInfo> layers() const;
+  int64_t parameter_count() const;
+
+  // Feature map [N,C,h,w] for a normalized batch, without building a graph.
+  at::Tensor forward(const at::Tensor& x);
+  // Global-average-pooled features [N,C].
+  at::Tensor pooled_features(const at::Tensor& x);
+
+  void to(const c10::Device& device);
+
+ private:
+  torch::jit::Module module_;
+  BackboneInfo info_;
+};
+
+std::string module_type_name(const torch::jit::Module& m);
+
+}  // namespace tlc

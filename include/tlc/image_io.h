@@ -1,0 +1,36 @@
+#pragma once
+// Decoding and resizing: bytes or a file in, a size x size x 3 RGB uint8 image out.
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tlc {
+
+struct DecodeOptions {
+  int size = 160;                      // output is size x size (aspect ratio is not kept, as in Keras'
+                                       // image_dataset_from_directory)
+  int64_t max_pixels = 100'000'000;    // refuse larger images (decompression bombs)
+  bool reduced_jpeg_decode = true;     // let libjpeg-turbo decode at 1/2, 1/4, 1/8 scale when the image is
+                                       // still >= size after it (much faster; see docs/DESIGN.md)
+};
+
+struct DecodeStatus {
+  bool ok = false;
+  std::string error;    // why the image could not be used (when !ok)
+  std::string warning;  // a decoder warning for an image that was still used (e.g. corrupt JPEG data)
+  int width = 0, height = 0;  // of the encoded image
+};
+
+// Decodes JPEG (libjpeg-turbo), PNG, BMP, WebP (OpenCV) from memory. Grayscale becomes RGB by repetition,
+// alpha is dropped (as PIL's convert("RGB") and Keras do), 16-bit samples are scaled to 8 bits, JPEG EXIF
+// orientation is applied. Writes size*size*3 bytes (RGB, row-major HWC) to `dst`. Never throws for bad
+// data, never prints: problems are returned in the status.
+DecodeStatus decode_resized(const uint8_t* data, std::size_t len, uint8_t* dst, const DecodeOptions& opt);
+
+// Reads a file and decodes it as above. A missing or unreadable file is reported in the status.
+DecodeStatus load_resized(const std::string& path, uint8_t* dst, const DecodeOptions& opt);
+
+bool read_file_bytes(const std::string& path, std::vector<uint8_t>& out, std::string* error);
+
+}  // namespace tlc

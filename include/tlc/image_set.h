@@ -1,0 +1,44 @@
+#pragma once
+// Decoded images ready for batching: every file is decoded once up front on all cores (which also finds the
+// broken ones), and the pixels stay in memory when they fit the budget; otherwise batches are decoded again
+// on demand.
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "tlc/dataset.h"
+#include "tlc/image_io.h"
+
+namespace tlc {
+
+struct ScanReport {
+  std::vector<SkippedFile> broken;    // could not be decoded: skipped
+  std::vector<SkippedFile> warnings;  // decoded with a warning: used
+};
+
+class ImageSet {
+ public:
+  ImageSet() = default;
+  int64_t size() const { return static_cast<int64_t>(items_.size()); }
+  const std::vector<ImageItem>& items() const { return items_; }
+  int64_t image_size() const { return opt_.size; }
+  bool in_memory() const { return pixels_.defined(); }
+  // uint8 [B,S,S,3] for the given item indices.
+  at::Tensor batch(const std::vector<int64_t>& indices) const;
+  at::Tensor labels(const std::vector<int64_t>& indices) const;
+
+  // Decodes every item (on `threads` threads, 0 = all cores). Undecodable files are dropped and listed in
+  // `report` (or, with strict, make it throw tlc::Error naming the first one).
+  static ImageSet scan(const std::vector<ImageItem>& items, const DecodeOptions& opt, int threads,
+                       int64_t memory_budget_bytes, bool strict, ScanReport& report);
+
+ private:
+  std::vector<ImageItem> items_;
+  DecodeOptions opt_;
+  int threads_ = 0;
+  at::Tensor pixels_;  // [N,S,S,3] uint8 when in memory
+};
+
+}  // namespace tlc

@@ -1,0 +1,45 @@
+#pragma once
+// The saved model: ONE self-contained TorchScript file (backbone + head + class names + preprocessing) that
+// `tlc predict` needs alone and that Python can use:
+//   m = torch.jit.load("model.pt"); m.class_names; probs = m.classify_images(uint8_NHWC_RGB)
+//   or probs = m(normalized_float_NCHW); m.image_size, m.normalize name the preprocessing.
+#include <torch/script.h>
+
+#include <string>
+#include <vector>
+
+#include "tlc/backbone.h"
+#include "tlc/classifier.h"
+#include "tlc/normalize.h"
+
+namespace tlc {
+
+constexpr int64_t kModelFormatVersion = 1;
+
+struct ModelMeta {
+  std::vector<std::string> classes;
+  int64_t image_size = 160;
+  NormalizeMode normalize = NormalizeMode::minus1to1;
+  std::string backbone_arch, backbone_weights;
+};
+
+// Builds the combined module and writes it atomically (temp file + fsync + rename).
+void save_model_file(const std::string& path, Backbone& backbone, Head& head, const ModelMeta& meta);
+
+class ModelFile {
+ public:
+  // Throws tlc::Error naming the file when it is missing, not TorchScript, or not a tlc model.
+  static ModelFile load(const std::string& path);
+  const ModelMeta& meta() const { return meta_; }
+  NormalizeSpec spec() const { return NormalizeSpec::from_mode(meta_.normalize); }
+  torch::jit::Module& module() { return module_; }
+  // Class probabilities [N,K] for a uint8 [N,S,S,3] RGB batch already at meta().image_size.
+  at::Tensor predict_proba(const at::Tensor& images_u8);
+  at::Tensor logits(const at::Tensor& normalized);
+
+ private:
+  torch::jit::Module module_;
+  ModelMeta meta_;
+};
+
+}  // namespace tlc

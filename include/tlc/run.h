@@ -1,0 +1,73 @@
+#pragma once
+// Whole jobs as library calls, so that everything the CLI does is available from C++: a training run that
+// writes a run folder, prediction of files, and the benchmark.
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "tlc/model_file.h"
+#include "tlc/trainer.h"
+
+namespace tlc {
+
+struct TrainRunOptions {
+  std::string data_dir;
+  std::string val_dir, test_dir;  // optional: separate folders instead of splitting data_dir
+  std::string backbone_path;
+  std::string out_dir;            // the run folder
+  double val_split = 0.1, test_split = 0.1;
+  int64_t image_size = 160;
+  std::string normalize = "auto";  // auto: what the backbone file says, else minus1to1
+  TrainOptions train;
+  bool strict = false;
+  int threads = 0;                 // decoding threads, 0 = all cores
+  int64_t max_pixels = 100'000'000;
+  int64_t memory_budget_mb = 4096;  // decoded images kept in RAM up to this size
+};
+
+struct TrainRunResult {
+  std::string run_dir, model_path;
+  std::vector<std::string> classes;
+  EvalStats initial_val, final_val, test;
+  std::vector<EpochStats> history;
+  int64_t broken = 0, ignored = 0;
+};
+
+// Lists, splits, decodes, trains, evaluates and writes the run folder: model.pt, config.json, history.csv,
+// metrics.json, skipped_files.tsv. Progress goes to `log`. Throws tlc::Error for bad input.
+TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log);
+
+struct Prediction {
+  std::string path;
+  bool ok = false;
+  std::string error;
+  std::vector<float> probabilities;  // one per class, in the model's class order
+};
+
+// Decodes and classifies the given files; folders are walked recursively for image files.
+std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
+                                      int threads);
+
+// "This image seems 97% dog, and 3% cat." for two classes; for more, the top-k as "Sneaker 91%, Bag 5%, ...".
+std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k);
+std::string format_percent(double p);
+
+struct BenchOptions {
+  std::string backbone_path;  // empty: skip the backbone figure
+  std::string images_dir;     // empty: synthetic 500x375 JPEGs made in memory
+  int64_t batch_size = 32;
+  int64_t image_size = 160;
+  int64_t images = 256;       // decode+resize sample size
+  int iterations = 5;
+  int threads = 0;
+  std::string device = "cpu";
+};
+
+struct BenchFigure {
+  std::string name, unit, detail;
+  double value = 0;
+};
+
+std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log);
+
+}  // namespace tlc

@@ -1,0 +1,82 @@
+#pragma once
+// The library API the CLI is a thin layer over, in the spirit of scikit-learn's estimators:
+//   tlc::TransferClassifier clf(tlc::Backbone::load(path), classes, preprocess, options);
+//   clf.fit(train, &val);  clf.score(test);  clf.predict_proba(u8_batch);  clf.save("model.pt");
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "tlc/backbone.h"
+#include "tlc/classifier.h"
+#include "tlc/image_set.h"
+#include "tlc/normalize.h"
+
+namespace tlc {
+
+struct Preprocess {
+  int64_t image_size = 160;
+  NormalizeMode mode = NormalizeMode::minus1to1;
+};
+
+struct TrainOptions {
+  int epochs = 10;
+  int64_t batch_size = 32;
+  OptimizerOptions optimizer;  // RMSprop, lr 1e-4 (the seeds')
+  int64_t hidden = 0;
+  double dropout = 0.0;
+  uint64_t seed = 42;
+  std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
+};
+
+struct EvalStats {
+  double loss = 0, acc = 0;
+  int64_t count = 0;
+};
+
+struct EpochStats {
+  int epoch = 0;  // 1-based
+  double loss = 0, acc = 0;
+  double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
+  double seconds = 0, images_per_second = 0;
+};
+
+// Resolves "auto" to cuda when a CUDA device is present, else cpu; throws tlc::Error for cuda without one.
+c10::Device resolve_device(const std::string& name);
+
+class TransferClassifier {
+ public:
+  TransferClassifier(Backbone backbone, std::vector<std::string> classes, Preprocess pre, TrainOptions opt);
+
+  using EpochCallback = std::function<void(const EpochStats&)>;
+  // Trains the head for opt.epochs epochs on the frozen backbone; reports each epoch through `cb`.
+  std::vector<EpochStats> fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb = {});
+  EvalStats score(const ImageSet& data);
+  at::Tensor predict_proba(const at::Tensor& images_u8);  // [N,K] on CPU
+
+  void save(const std::string& path);
+
+  Backbone& backbone() { return backbone_; }
+  Head& head() { return head_; }
+  const std::vector<std::string>& classes() const { return classes_; }
+  const Preprocess& preprocess() const { return pre_; }
+  c10::Device device() const { return device_; }
+
+  // One training step of the head on a normalized batch (labels on any device): the mean loss and the
+  // logits it was computed from. Exposed for the parity tests.
+  struct StepResult {
+    double loss;
+    at::Tensor logits;
+  };
+  StepResult train_step(const at::Tensor& normalized, const at::Tensor& labels, torch::optim::Optimizer& optim);
+  at::Tensor normalize_batch(const at::Tensor& images_u8) const;
+
+ private:
+  Backbone backbone_;
+  std::vector<std::string> classes_;
+  Preprocess pre_;
+  TrainOptions opt_;
+  c10::Device device_;
+  Head head_{nullptr};
+};
+
+}  // namespace tlc

@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# Installs what tlc needs on Debian 12: the C++ libraries from Debian's packages, and torch (with the LibTorch
+# inside it) into the project-local virtual environment .venv. Safe to run again: it installs only what is
+# missing. The CUDA toolkit (nvcc) is optional; when present the CUDA kernels are compiled too.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-pip
+              libopencv-dev libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev
+              dataset-fashion-mnist)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "setup: installing Debian packages: ${missing[*]}"
+  SUDO=""
+  [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($PY --version)"
+  $PY -m venv .venv
+fi
+if ! .venv/bin/python - <<'PY' 2>/dev/null
+import importlib.metadata as md, sys
+want = {l.split("==")[0]: (l.split("==")[1] if "==" in l else None)
+        for l in (x.strip() for x in open("requirements.txt")) if l and not l.startswith("#")}
+for name, ver in want.items():
+    have = md.version(name)
+    if ver and have.split("+")[0] != ver:
+        sys.exit(1)
+PY
+then
+  echo "setup: installing Python packages into .venv (torch is large; this takes a few minutes)"
+  .venv/bin/python -m pip install -q --upgrade pip
+  .venv/bin/python -m pip install -q -r requirements.txt
+fi
+echo "setup: ready ($(.venv/bin/python -c 'import torch; print("torch", torch.__version__)'))"

@@ -1,0 +1,16 @@
+#pragma once
+// Each subcommand lives in its own file: an options struct, setup_x (flags and help) and run_x (calls the
+// library and prints). run_x returns the process exit code.
+#include <CLI/CLI.hpp>
+
+#include <memory>
+
+namespace tlc::cli {
+
+// setup_x registers the subcommand and arranges for *exit_code to be set by run_x when it is chosen.
+void setup_train(CLI::App& app, int* exit_code);
+void setup_predict(CLI::App& app, int* exit_code);
+void setup_bench(CLI::App& app, int* exit_code);
+void setup_inspect(CLI::App& app, int* exit_code);
+
+}  // namespace tlc::cli

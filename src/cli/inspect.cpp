@@ -1,0 +1,59 @@
+#include <torch/script.h>
+
+#include <iomanip>
+#include <iostream>
+
+#include "commands.h"
+#include "tlc/backbone.h"
+#include "tlc/model_file.h"
+
+namespace tlc::cli {
+namespace {
+
+void print_layers(const Backbone& b) {
+  std::cout << std::left << std::setw(6) << "index" << std::setw(40) << "layer" << std::setw(20) << "type"
+            << std::right << std::setw(12) << "params" << "  trainable\n";
+  for (const auto& l : b.layers())
+    std::cout << std::left << std::setw(6) << l.index << std::setw(40) << l.name << std::setw(20) << l.type << std::right
+              << std::setw(12) << l.params << "  " << (l.trainable ? "yes" : "no") << "\n";
+}
+
+int run_inspect(const std::string& path) {
+  bool is_model = false;
+  try {
+    is_model = torch::jit::load(path, torch::kCPU).hasattr("class_names");
+  } catch (const c10::Error&) {
+    Backbone::load(path);  // throws the error that names the file and the way out
+  }
+  if (is_model) {
+    ModelFile m = ModelFile::load(path);
+    Backbone b = Backbone::from_module(m.module().attr("backbone").toModule(), path + " (backbone)");
+    std::cout << path << ": tlc model\n  classes (" << m.meta().classes.size() << "):";
+    for (const auto& c : m.meta().classes) std::cout << " " << c;
+    std::cout << "\n  image size: " << m.meta().image_size << "\n  normalize: " << to_string(m.meta().normalize)
+              << "\n  backbone: " << m.meta().backbone_arch << " (" << m.meta().backbone_weights << " weights), "
+              << b.info().output_channels << " channels, " << b.parameter_count() << " parameters\n";
+    print_layers(b);
+    return 0;
+  }
+  Backbone b = Backbone::load(path);
+  const auto& i = b.info();
+  std::cout << path << ": backbone\n  arch: " << i.arch << "\n  weights: " << i.weights
+            << "\n  normalize: " << (i.normalize.empty() ? "(not stated)" : i.normalize)
+            << "\n  trained at: " << (i.input_size ? std::to_string(i.input_size) + "px" : "(not stated)")
+            << "\n  output channels: " << i.output_channels << "\n  parameters: " << b.parameter_count() << "\n";
+  print_layers(b);
+  return 0;
+}
+
+}  // namespace
+
+void setup_inspect(CLI::App& app, int* exit_code) {
+  auto path = std::make_shared<std::string>();
+  CLI::App* sub = app.add_subcommand("inspect", "Show a backbone's or a trained model's metadata and layers (index, "
+                                                "name, type, parameters, trainable).");
+  sub->add_option("file", *path, "Backbone .pt or model.pt")->required();
+  sub->callback([path, exit_code] { *exit_code = run_inspect(*path); });
+}
+
+}  // namespace tlc::cli

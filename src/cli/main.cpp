@@ -1,0 +1,37 @@
+// tlc: transfer-learning image classification. `tlc --help` lists the commands.
+#include <c10/util/Exception.h>
+#include <opencv2/core/utility.hpp>
+
+#include <iostream>
+
+#include "commands.h"
+#include "tlc/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"tlc: train an image classifier on top of a pretrained, frozen convolutional backbone (VGG16, "
+               "EfficientNet-Lite0, ...) from a folder of images (one sub-folder per class), then classify new "
+               "images."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tlc 0.1.0");
+  int exit_code = 0;
+  tlc::cli::setup_train(app, &exit_code);
+  tlc::cli::setup_predict(app, &exit_code);
+  tlc::cli::setup_inspect(app, &exit_code);
+  tlc::cli::setup_bench(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  } catch (const tlc::Error& e) {
+    std::cerr << "tlc: error: " << e.what() << std::endl;
+    return 1;
+  } catch (const c10::Error& e) {
+    std::string w = e.what_without_backtrace();
+    std::cerr << "tlc: error: " << w.substr(0, w.find('\n')) << std::endl;
+    return 1;
+  } catch (const std::exception& e) {
+    std::cerr << "tlc: error: " << e.what() << std::endl;
+    return 1;
+  }
+  return exit_code;
+}

@@ -1,0 +1,77 @@
+#include <nlohmann/json.hpp>
+
+#include <iostream>
+
+#include "commands.h"
+#include "tlc/run.h"
+
+namespace tlc::cli {
+namespace {
+
+struct PredictOptions {
+  std::string model;
+  std::vector<std::string> inputs;
+  int top_k = 3;
+  bool json = false;
+  int64_t batch_size = 32;
+  int threads = 0;
+};
+
+int run_predict(const PredictOptions& o) {
+  ModelFile model = ModelFile::load(o.model);
+  const auto& classes = model.meta().classes;
+  std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads);
+  int failed = 0;
+  nlohmann::json out = nlohmann::json::array();
+  for (const auto& p : preds) {
+    if (!p.ok) {
+      ++failed;
+      std::cerr << "tlc: error: cannot classify " << p.path << ": " << p.error << std::endl;
+      if (o.json) out.push_back({{"path", p.path}, {"error", p.error}});
+      continue;
+    }
+    if (o.json) {
+      std::vector<size_t> order(p.probabilities.size());
+      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+      std::stable_sort(order.begin(), order.end(),
+                       [&](size_t a, size_t b) { return p.probabilities[a] > p.probabilities[b]; });
+      nlohmann::json top = nlohmann::json::array();
+      for (size_t i = 0; i < order.size() && static_cast<int>(i) < std::max(1, o.top_k); ++i)
+        top.push_back({{"class", classes[order[i]]}, {"probability", p.probabilities[order[i]]}});
+      nlohmann::json probs = nlohmann::json::object();
+      for (size_t i = 0; i < classes.size(); ++i) probs[classes[i]] = p.probabilities[i];
+      out.push_back({{"path", p.path}, {"label", classes[order[0]]}, {"top", top}, {"probabilities", probs}});
+    } else {
+      std::cout << p.path << ": " << describe_prediction(p.probabilities, classes, o.top_k) << "\n";
+    }
+  }
+  if (o.json) std::cout << out.dump(2) << "\n";
+  if (preds.empty()) {
+    std::cerr << "tlc: error: no image files found in the given paths" << std::endl;
+    return 1;
+  }
+  if (failed > 0) {
+    if (preds.size() > 1) std::cerr << "tlc: " << failed << " of " << preds.size() << " input(s) could not be classified" << std::endl;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+void setup_predict(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<PredictOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "predict", "Classify images with a trained model: for two classes a sentence (\"This image seems 97% dog, and "
+                 "3% cat.\"), for more the top-k classes with percentages.");
+  sub->add_option("model", o->model, "model.pt written by `tlc train`")->required();
+  sub->add_option("images", o->inputs, "Image files or folders (searched recursively)")->required();
+  sub->add_option("--top-k", o->top_k, "How many classes to show for more than two classes")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
+  sub->add_flag("--json", o->json, "Print a JSON array (path, label, top, probabilities) instead of sentences");
+  sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
+  sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
+}
+
+}  // namespace tlc::cli

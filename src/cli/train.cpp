@@ -1,0 +1,79 @@
+#include <chrono>
+#include <ctime>
+#include <iostream>
+
+#include "commands.h"
+#include "tlc/run.h"
+
+namespace tlc::cli {
+namespace {
+
+std::string default_run_dir() {
+  std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  localtime_r(&t, &tm);
+  char buf[64];
+  std::strftime(buf, sizeof buf, "runs/%Y%m%d-%H%M%S", &tm);
+  return buf;
+}
+
+int run_train(TrainRunOptions opt) {
+  if (opt.out_dir.empty()) opt.out_dir = default_run_dir();
+  run_training(opt, std::cout);
+  return 0;
+}
+
+}  // namespace
+
+void setup_train(CLI::App& app, int* exit_code) {
+  auto opt = std::make_shared<TrainRunOptions>();
+  CLI::App* sub = app.add_subcommand(
+      "train", "Train a classifier head on a frozen backbone from DATA_DIR (one sub-folder per class) and write a "
+               "run folder with model.pt, config.json, history.csv, metrics.json and skipped_files.tsv.");
+  sub->add_option("data_dir", opt->data_dir, "Folder with one sub-folder of images per class (a folder holding "
+                                             "PetImages/ or flower_photos/ also works)")
+      ->required();
+  sub->add_option("--backbone", opt->backbone_path,
+                  "TorchScript backbone file made by scripts/export_backbone.py")
+      ->required();
+  sub->add_option("--out", opt->out_dir, "Run folder to write (default: runs/YYYYmmdd-HHMMSS)");
+  sub->add_option("--val-split", opt->val_split, "Fraction of each class held out for validation")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--test-split", opt->test_split, "Fraction of each class held out for the final test")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  sub->add_option("--val-dir", opt->val_dir, "Separate validation folder (same class sub-folders) instead of a split")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--test-dir", opt->test_dir, "Separate test folder (same class sub-folders) instead of a split")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--seed", opt->train.seed, "Seed for the split, head initialisation and shuffling")->capture_default_str();
+  sub->add_option("--image-size", opt->image_size, "Images are resized to SIZE x SIZE")
+      ->capture_default_str()->check(CLI::Range(8, 4096));
+  sub->add_option("--normalize", opt->normalize,
+                  "Pixel normalization: auto (what the backbone file says, else minus1to1), minus1to1 (x/127.5-1), "
+                  "imagenet (torchvision mean/std), caffe (BGR minus ImageNet mean)")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "minus1to1", "imagenet", "caffe"}));
+  sub->add_option("--epochs", opt->train.epochs, "Training epochs")->capture_default_str()->check(CLI::Range(0, 100000));
+  sub->add_option("--batch-size", opt->train.batch_size, "Images per batch")
+      ->capture_default_str()->check(CLI::Range(1, 65536));
+  sub->add_option("--optimizer", opt->train.optimizer.name, "rmsprop (rho 0.9, eps 1e-7, as Keras), adam, sgd")
+      ->capture_default_str()->check(CLI::IsMember({"rmsprop", "adam", "sgd"}));
+  sub->add_option("--lr", opt->train.optimizer.lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--momentum", opt->train.optimizer.momentum, "Momentum for sgd and rmsprop")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.999));
+  sub->add_option("--hidden", opt->train.hidden, "Width of a hidden Dense+ReLU layer in the head (0: none)")
+      ->capture_default_str()->check(CLI::Range(0, 1 << 20));
+  sub->add_option("--dropout", opt->train.dropout, "Dropout rate before the last Dense layer (0: none)")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.99));
+  sub->add_option("--device", opt->train.device, "auto (CUDA when present), cpu or cuda")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub->add_option("--threads", opt->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-pixels", opt->max_pixels, "Refuse images with more pixels than this (decompression bombs)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--memory-budget-mb", opt->memory_budget_mb,
+                  "Keep decoded images in RAM up to this many MiB; beyond it they are decoded again each epoch")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_flag("--strict", opt->strict, "Stop with an error on the first undecodable image instead of skipping it");
+  sub->callback([opt, exit_code] { *exit_code = run_train(*opt); });
+}
+
+}  // namespace tlc::cli

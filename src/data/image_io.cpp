@@ -1,0 +1,231 @@
+#include "tlc/image_io.h"
+
+#include <turbojpeg.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <opencv2/core.hpp>
+#include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
+
+namespace tlc {
+namespace {
+
+struct TjDeleter {
+  void operator()(void* h) const { if (h) tjDestroy(h); }
+};
+
+// One decompressor per thread: tjhandles are not thread-safe, and creating one per image costs time.
+tjhandle thread_decompressor() {
+  thread_local std::unique_ptr<void, TjDeleter> handle(tjInitDecompress());
+  return handle.get();
+}
+
+bool is_jpeg(const uint8_t* d, std::size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
+
+uint16_t rd16(const uint8_t* p, bool le) { return le ? (p[0] | p[1] << 8) : (p[0] << 8 | p[1]); }
+uint32_t rd32(const uint8_t* p, bool le) {
+  return le ? (p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24) : (uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]);
+}
+
+// EXIF orientation (1..8) from a JPEG's APP1 segment; 1 when absent or unreadable.
+int jpeg_exif_orientation(const uint8_t* d, std::size_t n) {
+  std::size_t i = 2;
+  while (i + 4 <= n && d[i] == 0xFF) {
+    uint8_t marker = d[i + 1];
+    if (marker == 0xDA || marker == 0xD9) break;  // start of scan: no more metadata
+    std::size_t seg = (d[i + 2] << 8) | d[i + 3];
+    if (seg < 2 || i + 2 + seg > n) break;
+    const uint8_t* s = d + i + 4;
+    std::size_t slen = seg - 2;
+    if (marker == 0xE1 && slen >= 14 && std::memcmp(s, "Exif\0\0", 6) == 0) {
+      const uint8_t* t = s + 6;
+      std::size_t tlen = slen - 6;
+      bool le = t[0] == 'I' && t[1] == 'I';
+      if (!le && !(t[0] == 'M' && t[1] == 'M')) return 1;
+      uint32_t ifd = rd32(t + 4, le);
+      if (ifd + 2 > tlen) return 1;
+      uint16_t count = rd16(t + ifd, le);
+      for (uint16_t k = 0; k < count; ++k) {
+        std::size_t e = ifd + 2 + 12u * k;
+        if (e + 12 > tlen) return 1;
+        if (rd16(t + e, le) == 0x0112) {
+          uint16_t v = rd16(t + e + 8, le);
+          return (v >= 1 && v <= 8) ? v : 1;
+        }
+      }
+      return 1;
+    }
+    i += 2 + seg;
+  }
+  return 1;
+}
+
+void apply_orientation(cv::Mat& m, int o) {
+  switch (o) {
+    case 2: cv::flip(m, m, 1); break;
+    case 3: cv::rotate(m, m, cv::ROTATE_180); break;
+    case 4: cv::flip(m, m, 0); break;
+    case 5: cv::transpose(m, m); break;
+    case 6: cv::rotate(m, m, cv::ROTATE_90_CLOCKWISE); break;
+    case 7: cv::transpose(m, m); cv::flip(m, m, -1); break;
+    case 8: cv::rotate(m, m, cv::ROTATE_90_COUNTERCLOCKWISE); break;
+    default: break;
+  }
+}
+
+// Decodes a JPEG with libjpeg-turbo into RGB; returns false (with `err`) if it cannot. Warnings that mean
+// the data ended early make the image unusable (a grey lower part is not a training image); other warnings
+// are kept and the image is used.
+bool decode_jpeg(const uint8_t* d, std::size_t n, const DecodeOptions& opt, cv::Mat& out, DecodeStatus& st) {
+  tjhandle h = thread_decompressor();
+  if (!h) { st.error = "could not start the JPEG decoder"; return false; }
+  int w = 0, hgt = 0, subsamp = 0, cs = 0;
+  if (tjDecompressHeader3(h, d, static_cast<unsigned long>(n), &w, &hgt, &subsamp, &cs) != 0) {
+    st.error = std::string("not a decodable JPEG: ") + tjGetErrorStr2(h);
+    return false;
+  }
+  st.width = w;
+  st.height = hgt;
+  if (static_cast<int64_t>(w) * hgt > opt.max_pixels) {
+    st.error = "image is " + std::to_string(w) + "x" + std::to_string(hgt) + ", above the limit of " +
+               std::to_string(opt.max_pixels) + " pixels (raise --max-pixels if it is genuine)";
+    return false;
+  }
+  if (cs == TJCS_CMYK || cs == TJCS_YCCK) return false;  // libjpeg-turbo 2.1 cannot give RGB: let OpenCV try
+  int sw = w, sh = hgt;
+  if (opt.reduced_jpeg_decode) {
+    int nf = 0;
+    tjscalingfactor* f = tjGetScalingFactors(&nf);
+    for (int k = 0; k < nf; ++k) {
+      if (f[k].num != 1 || (f[k].denom != 2 && f[k].denom != 4 && f[k].denom != 8)) continue;
+      int cw = TJSCALED(w, f[k]), ch = TJSCALED(hgt, f[k]);
+      if (cw >= opt.size && ch >= opt.size && cw * ch < sw * sh) { sw = cw; sh = ch; }
+    }
+  }
+  out.create(sh, sw, CV_8UC3);
+  if (tjDecompress2(h, d, static_cast<unsigned long>(n), out.data, sw, 0, sh, TJPF_RGB, 0) != 0) {
+    std::string msg = tjGetErrorStr2(h);
+    if (tjGetErrorCode(h) == TJERR_FATAL) { st.error = "JPEG decoding failed: " + msg; return false; }
+    if (msg.find("Premature end") != std::string::npos) {
+      st.error = "truncated JPEG (" + msg + ")";
+      return false;
+    }
+    st.warning = msg;
+  }
+  apply_orientation(out, jpeg_exif_orientation(d, n));
+  return true;
+}
+
+bool is_png(const uint8_t* d, std::size_t n) {
+  static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', 0x0D, 0x0A, 0x1A, 0x0A};
+  return n >= 8 && std::memcmp(d, sig, 8) == 0;
+}
+
+// Walks a PNG's chunk list up to IEND. A truncated PNG is caught here, before libpng would print
+// "libpng error: ..." to the terminal for it.
+bool png_is_complete(const uint8_t* d, std::size_t n) {
+  std::size_t i = 8;
+  while (i + 12 <= n) {
+    std::size_t len = rd32(d + i, false);
+    if (std::memcmp(d + i + 4, "IEND", 4) == 0) return true;
+    if (len > n) return false;
+    i += 12 + len;
+  }
+  return false;
+}
+
+bool decode_other(const uint8_t* d, std::size_t n, const DecodeOptions& opt, cv::Mat& out, DecodeStatus& st) {
+  if (is_png(d, n) && !png_is_complete(d, n)) {
+    st.error = "truncated PNG (the data ends before the IEND chunk)";
+    return false;
+  }
+  cv::Mat raw;
+  try {
+    cv::Mat buf(1, static_cast<int>(n), CV_8U, const_cast<uint8_t*>(d));
+    raw = cv::imdecode(buf, cv::IMREAD_UNCHANGED | (is_jpeg(d, n) ? 0 : cv::IMREAD_IGNORE_ORIENTATION));
+  } catch (const cv::Exception& e) {
+    st.error = std::string("image decoding failed: ") + e.what();
+    return false;
+  }
+  if (raw.empty()) {
+    if (st.error.empty()) st.error = "not a decodable image (unknown format or corrupt data)";
+    return false;
+  }
+  st.width = raw.cols;
+  st.height = raw.rows;
+  if (static_cast<int64_t>(raw.cols) * raw.rows > opt.max_pixels) {
+    st.error = "image is " + std::to_string(raw.cols) + "x" + std::to_string(raw.rows) + ", above the limit of " +
+               std::to_string(opt.max_pixels) + " pixels (raise --max-pixels if it is genuine)";
+    return false;
+  }
+  if (raw.depth() == CV_16U) raw.convertTo(raw, CV_8U, 1.0 / 257.0);
+  else if (raw.depth() == CV_32F) raw.convertTo(raw, CV_8U, 255.0);
+  else if (raw.depth() != CV_8U) raw.convertTo(raw, CV_8U);
+  switch (raw.channels()) {
+    case 1: cv::cvtColor(raw, out, cv::COLOR_GRAY2RGB); break;
+    case 3: cv::cvtColor(raw, out, cv::COLOR_BGR2RGB); break;
+    case 4: cv::cvtColor(raw, out, cv::COLOR_BGRA2RGB); break;
+    default: st.error = "unsupported channel count " + std::to_string(raw.channels()); return false;
+  }
+  st.error.clear();
+  return true;
+}
+
+}  // namespace
+
+DecodeStatus decode_resized(const uint8_t* data, std::size_t len, uint8_t* dst, const DecodeOptions& opt) {
+  DecodeStatus st;
+  if (len == 0) { st.error = "empty file (0 bytes)"; return st; }
+  cv::Mat rgb;
+  bool ok = false;
+  if (is_jpeg(data, len)) {
+    ok = decode_jpeg(data, len, opt, rgb, st);
+    if (!ok && st.error.empty()) ok = decode_other(data, len, opt, rgb, st);  // CMYK JPEG
+  } else {
+    ok = decode_other(data, len, opt, rgb, st);
+  }
+  if (!ok) return st;
+  cv::Mat target(opt.size, opt.size, CV_8UC3, dst);
+  if (rgb.cols == opt.size && rgb.rows == opt.size) {
+    rgb.copyTo(target);
+  } else {
+    // Area averaging when shrinking (no aliasing), bilinear when enlarging.
+    int interp = (rgb.cols >= opt.size && rgb.rows >= opt.size) ? cv::INTER_AREA : cv::INTER_LINEAR;
+    cv::resize(rgb, target, cv::Size(opt.size, opt.size), 0, 0, interp);
+  }
+  if (target.data != dst) target.copyTo(cv::Mat(opt.size, opt.size, CV_8UC3, dst));
+  st.ok = true;
+  return st;
+}
+
+bool read_file_bytes(const std::string& path, std::vector<uint8_t>& out, std::string* error) {
+  FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) {
+    if (error) *error = std::string("cannot open: ") + std::strerror(errno);
+    return false;
+  }
+  out.clear();
+  uint8_t buf[1 << 16];
+  std::size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) out.insert(out.end(), buf, buf + n);
+  bool bad = std::ferror(f);
+  std::fclose(f);
+  if (bad) {
+    if (error) *error = "read error (is it a folder or an unreadable file?)";
+    return false;
+  }
+  return true;
+}
+
+DecodeStatus load_resized(const std::string& path, uint8_t* dst, const DecodeOptions& opt) {
+  std::vector<uint8_t> bytes;
+  DecodeStatus st;
+  if (!read_file_bytes(path, bytes, &st.error)) return st;
+  return decode_resized(bytes.data(), bytes.size(), dst, opt);
+}
+
+}  // namespace tlc

@@ -1,0 +1,74 @@
+#include "tlc/image_set.h"
+
+#include <ATen/ATen.h>
+
+#include <mutex>
+
+#include "tlc/error.h"
+#include "tlc/util.h"
+
+namespace tlc {
+
+ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions& opt, int threads,
+                        int64_t memory_budget_bytes, bool strict, ScanReport& report) {
+  const int64_t n = static_cast<int64_t>(items.size());
+  const int64_t per = static_cast<int64_t>(opt.size) * opt.size * 3;
+  const bool keep = n * per <= memory_budget_bytes;
+  at::Tensor all = at::empty({keep ? n : 1, opt.size, opt.size, 3}, at::kByte);
+  std::vector<DecodeStatus> status(n);
+  parallel_for(static_cast<size_t>(n), threads, [&](size_t i) {
+    thread_local std::vector<uint8_t> tmp;
+    uint8_t* dst;
+    if (keep) {
+      dst = all.data_ptr<uint8_t>() + static_cast<int64_t>(i) * per;
+    } else {
+      tmp.resize(per);
+      dst = tmp.data();
+    }
+    status[i] = load_resized(items[i].path, dst, opt);
+  });
+  ImageSet s;
+  s.opt_ = opt;
+  s.threads_ = threads;
+  std::vector<int64_t> good;
+  for (int64_t i = 0; i < n; ++i) {
+    if (!status[i].ok) {
+      report.broken.push_back({items[i].path, status[i].error});
+      continue;
+    }
+    if (!status[i].warning.empty()) report.warnings.push_back({items[i].path, status[i].warning});
+    good.push_back(i);
+    s.items_.push_back(items[i]);
+  }
+  if (strict && !report.broken.empty())
+    throw Error(std::to_string(report.broken.size()) + " file(s) could not be decoded, first: " +
+                report.broken[0].path + " (" + report.broken[0].reason + "); remove them or drop --strict to skip them");
+  if (keep) {
+    s.pixels_ = static_cast<int64_t>(good.size()) == n ? all : all.index_select(0, at::tensor(good, at::kLong));
+  }
+  return s;
+}
+
+at::Tensor ImageSet::batch(const std::vector<int64_t>& idx) const {
+  if (pixels_.defined()) return pixels_.index_select(0, at::tensor(idx, at::kLong));
+  const int64_t per = static_cast<int64_t>(opt_.size) * opt_.size * 3;
+  at::Tensor out = at::empty({static_cast<int64_t>(idx.size()), opt_.size, opt_.size, 3}, at::kByte);
+  std::vector<DecodeStatus> st(idx.size());
+  parallel_for(idx.size(), threads_, [&](size_t k) {
+    st[k] = load_resized(items_.at(idx[k]).path, out.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per, opt_);
+  });
+  for (size_t k = 0; k < idx.size(); ++k)
+    if (!st[k].ok)
+      throw Error("image " + items_[idx[k]].path + " decoded earlier in this run but not now (" + st[k].error +
+                  "); was the data folder changed while training?");
+  return out;
+}
+
+at::Tensor ImageSet::labels(const std::vector<int64_t>& idx) const {
+  std::vector<int64_t> l;
+  l.reserve(idx.size());
+  for (auto i : idx) l.push_back(items_.at(i).label);
+  return at::tensor(l, at::kLong);
+}
+
+}  // namespace tlc

@@ -1,0 +1,88 @@
+// Prediction of files with a saved model, and the sentences tlc prints for it.
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <numeric>
+
+#include "tlc/dataset.h"
+#include "tlc/image_io.h"
+#include "tlc/run.h"
+#include "tlc/util.h"
+
+namespace fs = std::filesystem;
+
+namespace tlc {
+
+std::string format_percent(double p) {
+  double pct = p * 100.0;
+  char buf[32];
+  // Whole percents read best ("97%"), but 99.6% must not print as a certain 100%, nor 0.4% as 0%.
+  if (pct >= 1.0 && pct <= 99.0) std::snprintf(buf, sizeof buf, "%.0f%%", pct);
+  else std::snprintf(buf, sizeof buf, "%.1f%%", pct);
+  return buf;
+}
+
+std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k) {
+  std::vector<size_t> order(probs.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](size_t a, size_t b) { return probs[a] > probs[b]; });
+  if (probs.size() == 2)
+    return "This image seems " + format_percent(probs[order[0]]) + " " + classes[order[0]] + ", and " +
+           format_percent(probs[order[1]]) + " " + classes[order[1]] + ".";
+  std::string s = "This image seems " + format_percent(probs[order[0]]) + " " + classes[order[0]];
+  const size_t k = std::min<size_t>(std::max(top_k, 1), order.size());
+  for (size_t i = 1; i < k; ++i)
+    s += (i + 1 == k ? ", and " : ", ") + format_percent(probs[order[i]]) + " " + classes[order[i]];
+  return s + ".";
+}
+
+std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
+                                      int threads) {
+  // Expand folders (recursively, image extensions only, sorted) and keep files in the order given.
+  std::vector<std::string> files;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::is_directory(p, ec)) {
+      std::vector<std::string> found;
+      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
+           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+        if (!it->is_directory(ec) && has_image_extension(it->path().string())) found.push_back(it->path().string());
+      std::sort(found.begin(), found.end());
+      files.insert(files.end(), found.begin(), found.end());
+    } else {
+      files.push_back(p);
+    }
+  }
+  std::vector<Prediction> out(files.size());
+  DecodeOptions dopt;
+  dopt.size = static_cast<int>(model.meta().image_size);
+  const int64_t per = static_cast<int64_t>(dopt.size) * dopt.size * 3;
+  batch_size = std::max<int64_t>(1, batch_size);
+  for (size_t b0 = 0; b0 < files.size(); b0 += static_cast<size_t>(batch_size)) {
+    const size_t b1 = std::min(files.size(), b0 + static_cast<size_t>(batch_size));
+    at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), dopt.size, dopt.size, 3}, at::kByte);
+    parallel_for(b1 - b0, threads, [&](size_t k) {
+      Prediction& pr = out[b0 + k];
+      pr.path = files[b0 + k];
+      DecodeStatus st = load_resized(pr.path, pix.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per, dopt);
+      pr.ok = st.ok;
+      pr.error = st.error;
+    });
+    std::vector<int64_t> good;
+    for (size_t k = b0; k < b1; ++k)
+      if (out[k].ok) good.push_back(static_cast<int64_t>(k - b0));
+    if (good.empty()) continue;
+    at::Tensor probs = model.predict_proba(pix.index_select(0, at::tensor(good, at::kLong))).contiguous();
+    const int64_t K = probs.size(1);
+    for (size_t g = 0; g < good.size(); ++g) {
+      const float* row = probs.data_ptr<float>() + static_cast<int64_t>(g) * K;
+      out[b0 + good[g]].probabilities.assign(row, row + K);
+    }
+  }
+  return out;
+}
+
+}  // namespace tlc

@@ -1,0 +1,82 @@
+// The command line: help, parsing, and bad input giving a one-line error and a non-zero exit.
+#include "test_util.h"
+
+using namespace tlc_test;
+
+namespace {
+
+// The error output is exactly one line starting with "tlc: error:" and containing `needle`.
+void expect_one_line_error(const CommandResult& r, const std::string& needle) {
+  EXPECT_NE(r.exit_code, 0) << r.out;
+  EXPECT_EQ(r.out.rfind("tlc: error: ", 0), 0u) << r.out;
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 1) << r.out;
+  EXPECT_NE(r.out.find(needle), std::string::npos) << r.out;
+}
+
+}  // namespace
+
+TEST(Cli, HelpListsCommandsAndEveryTrainFlagWithDefaults) {
+  auto r = run_command(tlc("--help"));
+  EXPECT_EQ(r.exit_code, 0);
+  for (auto cmd : {"train", "predict", "inspect", "bench"}) EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
+  auto t = run_command(tlc("train --help"));
+  EXPECT_EQ(t.exit_code, 0);
+  for (auto flag : {"--backbone", "--out", "--val-split", "--test-split", "--val-dir", "--test-dir", "--seed",
+                    "--image-size", "--normalize", "--epochs", "--batch-size", "--optimizer", "--lr", "--hidden",
+                    "--dropout", "--strict", "--device", "--threads", "--max-pixels"})
+    EXPECT_NE(t.out.find(flag), std::string::npos) << flag;
+  EXPECT_NE(t.out.find("rmsprop"), std::string::npos);   // default optimizer shown
+  EXPECT_NE(t.out.find("0.0001"), std::string::npos);    // default learning rate shown
+  EXPECT_NE(t.out.find("160"), std::string::npos);       // default image size shown
+}
+
+TEST(Cli, ParseErrorsAreRejected) {
+  EXPECT_NE(run_command(tlc("train")).exit_code, 0);
+  EXPECT_NE(run_command(tlc("train data --backbone x.pt --val-split 2")).exit_code, 0);
+  EXPECT_NE(run_command(tlc("train data --backbone x.pt --optimizer lbfgs")).exit_code, 0);
+  EXPECT_NE(run_command(tlc("train data --backbone x.pt --normalize zscore")).exit_code, 0);
+  EXPECT_NE(run_command(tlc("frobnicate")).exit_code, 0);
+  EXPECT_NE(run_command(tlc("predict model.pt")).exit_code, 0);
+}
+
+TEST(Cli, MissingDataFolder) {
+  TempDir t;
+  expect_one_line_error(run_command(tlc("train '" + t.str("nope") + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
+                        "does not exist");
+}
+
+TEST(Cli, FolderWithoutClassSubfolders) {
+  TempDir t;
+  cv::imwrite(t.str("a.png"), class_image(0, 8, 1));
+  expect_one_line_error(run_command(tlc("train '" + t.str() + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
+                        "no class sub-folders");
+}
+
+TEST(Cli, OneClassOnly) {
+  TempDir t;
+  make_dataset(t.path(), 1, 3, 8);
+  expect_one_line_error(run_command(tlc("train '" + t.str() + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
+                        "at least 2");
+}
+
+TEST(Cli, NonTorchScriptBackbone) {
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 3, 8);
+  write_text(t.path() / "weights.pt", "not a model");
+  expect_one_line_error(run_command(tlc("train '" + t.str("data") + "' --backbone '" + t.str("weights.pt") + "'")),
+                        "not a TorchScript file");
+  expect_one_line_error(run_command(tlc("train '" + t.str("data") + "' --backbone '" + t.str("missing.pt") + "'")),
+                        "export_backbone.py");
+}
+
+TEST(Cli, PredictMissingImageAndMissingModel) {
+  TempDir t;
+  expect_one_line_error(run_command(tlc("predict '" + t.str("model.pt") + "' x.png")), "not found");
+  // A real model and a missing image.
+  make_dataset(t.path() / "data", 2, 5, 16);
+  auto r = run_command(tlc("train '" + t.str("data") + "' --backbone '" + source("models/tiny_cnn.pt") +
+                           "' --image-size 16 --epochs 1 --out '" + t.str("run") + "'"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  expect_one_line_error(run_command(tlc("predict '" + t.str("run/model.pt") + "' '" + t.str("missing.png") + "'")),
+                        "missing.png");
+}
