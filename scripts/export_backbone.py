@@ -87,6 +87,18 @@ def make_efficientnet_lite0(weights):
         model = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=path)
     else:
         model = EfficientNet.from_name("efficientnet-lite0")
+        # The package leaves PyTorch's default init, under which activations shrink block after block until
+        # the features are ~1e-9 (BatchNorm runs on identity statistics in a frozen backbone): a baseline that
+        # cannot learn anything. He init on fan-in keeps the activation scale through the depth, so "random
+        # weights" means a fair random network whose features still vary with the image.
+        for mod in model.modules():
+            if isinstance(mod, nn.Conv2d):
+                nn.init.kaiming_normal_(mod.weight, mode="fan_in")
+                if mod.bias is not None:
+                    nn.init.zeros_(mod.bias)
+            elif isinstance(mod, nn.BatchNorm2d):
+                nn.init.ones_(mod.weight)
+                nn.init.zeros_(mod.bias)
     model.eval()
 
     class Features(nn.Module):

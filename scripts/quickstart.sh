@@ -20,7 +20,8 @@ fi
 RUN=runs/quickstart
 ./build/tlc train data/fashion_mnist_sample --backbone "$BACKBONE" --out "$RUN" \
   --epochs ${EPOCHS:-5} --optimizer adam --lr 0.001 --image-size ${IMAGE_SIZE:-160}
-IMAGE=$(ls data/fashion_mnist_sample/Sneaker/*.png | tail -n 1)
+# An image the model has not seen: the first of the test split (splits.csv lists split,label,path).
+IMAGE=$(awk -F, '$1 == "test" { print $3; exit }' "$RUN/splits.csv")
 echo
 echo "classifying $IMAGE:"
 ./build/tlc predict "$RUN/model.pt" "$IMAGE"

@@ -1,4 +1,8 @@
 // The command line: help, parsing, and bad input giving a one-line error and a non-zero exit.
+#include <nlohmann/json.hpp>
+
+#include <set>
+
 #include "test_util.h"
 
 using namespace tlc_test;
@@ -79,4 +83,18 @@ TEST(Cli, PredictMissingImageAndMissingModel) {
   ASSERT_EQ(r.exit_code, 0) << r.out;
   expect_one_line_error(run_command(tlc("predict '" + t.str("run/model.pt") + "' '" + t.str("missing.png") + "'")),
                         "missing.png");
+}
+
+TEST(Cli, BenchPrintsEveryFigureAsJson) {
+  auto r = run_command(tlc("bench --count 4 --iterations 1 --batch-size 2 --image-size 16 --json --backbone '" +
+                           source("models/tiny_cnn.pt") + "' 2>/dev/null"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto j = nlohmann::json::parse(r.out);
+  std::set<std::string> names;
+  for (auto& f : j) {
+    names.insert(f["name"].get<std::string>());
+    EXPECT_GT(f["value"].get<double>(), 0.0) << f.dump();
+    EXPECT_TRUE(f.contains("unit") && f.contains("detail"));
+  }
+  EXPECT_EQ(names, (std::set<std::string>{"decode_resize", "decode_full", "normalize", "backbone"}));
 }

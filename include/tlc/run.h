@@ -34,7 +34,7 @@ struct TrainRunResult {
 };
 
 // Lists, splits, decodes, trains, evaluates and writes the run folder: model.pt, config.json, history.csv,
-// metrics.json, skipped_files.tsv. Progress goes to `log`. Throws tlc::Error for bad input.
+// metrics.json, skipped_files.tsv, splits.csv. Progress goes to `log`. Throws tlc::Error for bad input.
 TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log);
 
 struct Prediction {

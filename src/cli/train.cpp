@@ -29,7 +29,7 @@ void setup_train(CLI::App& app, int* exit_code) {
   auto opt = std::make_shared<TrainRunOptions>();
   CLI::App* sub = app.add_subcommand(
       "train", "Train a classifier head on a frozen backbone from DATA_DIR (one sub-folder per class) and write a "
-               "run folder with model.pt, config.json, history.csv, metrics.json and skipped_files.tsv.");
+               "run folder with model.pt, config.json, history.csv, metrics.json, skipped_files.tsv and splits.csv.");
   sub->add_option("data_dir", opt->data_dir, "Folder with one sub-folder of images per class (a folder holding "
                                              "PetImages/ or flower_photos/ also works)")
       ->required();

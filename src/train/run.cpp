@@ -159,6 +159,15 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
 
   clf.save(res.model_path);
 
+  // Which file went where, so that evaluation and predictions can be checked against the same split later.
+  {
+    std::ostringstream sp;
+    sp << "split,label,path\n";
+    for (const auto& [name, set] : {std::pair<const char*, const ImageSet*>{"train", &train}, {"val", &val}, {"test", &test}})
+      for (const auto& it : set->items()) sp << name << "," << folder.classes[it.label] << "," << it.path << "\n";
+    write_file_atomic((fs::path(opt.out_dir) / "splits.csv").string(), sp.str());
+  }
+
   std::ostringstream hist;
   hist << "epoch,loss,acc,val_loss,val_acc,seconds,images_per_second\n";
   for (const auto& s : res.history)
