@@ -5,7 +5,7 @@ On the committed tiny backbone (models/tiny_cnn.pt) and four 16x16 PNG images wr
 the decoded pixels, the normalized tensors (minus1to1 and imagenet), the pooled features, the logits of a
 head with fixed initial weights, the cross-entropy loss, and the head weights after ONE RMSprop step with
 tlc's settings (alpha 0.9, eps 1e-7, lr 0.01). The tensors are stored as buffers of a TorchScript module
-(tests/golden/golden_tiny.pt) so that C++ reads them with torch::jit::load. Run from the repository root:
+(tests/golden/golden_tiny.pt), and one fine-tuning step that also updates the last conv layer, so that C++ reads them with torch::jit::load. Run from the repository root:
   .venv/bin/python scripts/make_golden.py
 """
 import os
@@ -60,7 +60,26 @@ def main():
     opt.zero_grad()
     loss.backward()
     opt.step()
-    tensors = {
+    # One fine-tuning step: the last layer with parameters of tiny_cnn (body.3, Conv2d 8->16) and the head
+    # train together from (w0, b0) and the file's weights, RMSprop as above.
+    ft = torch.jit.load(os.path.join(ROOT, "models", "tiny_cnn.pt"))
+    ft.eval()
+    conv = getattr(ft.body, "3")
+    for p in ft.parameters():
+        p.requires_grad_(False)
+    conv.weight.requires_grad_(True)
+    conv.bias.requires_grad_(True)
+    wf = w0.clone().requires_grad_(True)
+    bf = b0.clone().requires_grad_(True)
+    ft_logits = ft(norm_m1).mean([2, 3]) @ wf.t() + bf
+    ft_loss = F.cross_entropy(ft_logits, labels)
+    opt2 = torch.optim.RMSprop([wf, bf, conv.weight, conv.bias], lr=0.01, alpha=0.9, eps=1e-7)
+    opt2.zero_grad()
+    ft_loss.backward()
+    opt2.step()
+    tensors_ft = {"ft_loss": ft_loss.detach().reshape(1), "ft_w1": wf.detach(), "ft_b1": bf.detach(),
+                  "ft_conv_w1": conv.weight.detach().clone(), "ft_conv_b1": conv.bias.detach().clone()}
+    tensors = {**tensors_ft,
         "pixels": u8, "norm_minus1to1": norm_m1, "norm_imagenet": norm_in, "features": feats,
         "w0": w0, "b0": b0, "labels": labels, "logits": logits.detach(), "loss": loss.detach().reshape(1),
         "w1": w.detach(), "b1": b.detach(),

@@ -20,10 +20,10 @@ void expect_one_line_error(const CommandResult& r, const std::string& needle) {
 }  // namespace
 
 TEST(Cli, HelpListsCommandsAndEveryTrainFlagWithDefaults) {
-  auto r = run_command(tlc("--help"));
+  auto r = run_command(tlc_cmd("--help"));
   EXPECT_EQ(r.exit_code, 0);
   for (auto cmd : {"train", "predict", "inspect", "bench"}) EXPECT_NE(r.out.find(cmd), std::string::npos) << cmd;
-  auto t = run_command(tlc("train --help"));
+  auto t = run_command(tlc_cmd("train --help"));
   EXPECT_EQ(t.exit_code, 0);
   for (auto flag : {"--backbone", "--out", "--val-split", "--test-split", "--val-dir", "--test-dir", "--seed",
                     "--image-size", "--normalize", "--epochs", "--batch-size", "--optimizer", "--lr", "--hidden",
@@ -35,31 +35,31 @@ TEST(Cli, HelpListsCommandsAndEveryTrainFlagWithDefaults) {
 }
 
 TEST(Cli, ParseErrorsAreRejected) {
-  EXPECT_NE(run_command(tlc("train")).exit_code, 0);
-  EXPECT_NE(run_command(tlc("train data --backbone x.pt --val-split 2")).exit_code, 0);
-  EXPECT_NE(run_command(tlc("train data --backbone x.pt --optimizer lbfgs")).exit_code, 0);
-  EXPECT_NE(run_command(tlc("train data --backbone x.pt --normalize zscore")).exit_code, 0);
-  EXPECT_NE(run_command(tlc("frobnicate")).exit_code, 0);
-  EXPECT_NE(run_command(tlc("predict model.pt")).exit_code, 0);
+  EXPECT_NE(run_command(tlc_cmd("train")).exit_code, 0);
+  EXPECT_NE(run_command(tlc_cmd("train data --backbone x.pt --val-split 2")).exit_code, 0);
+  EXPECT_NE(run_command(tlc_cmd("train data --backbone x.pt --optimizer lbfgs")).exit_code, 0);
+  EXPECT_NE(run_command(tlc_cmd("train data --backbone x.pt --normalize zscore")).exit_code, 0);
+  EXPECT_NE(run_command(tlc_cmd("frobnicate")).exit_code, 0);
+  EXPECT_NE(run_command(tlc_cmd("predict model.pt")).exit_code, 0);
 }
 
 TEST(Cli, MissingDataFolder) {
   TempDir t;
-  expect_one_line_error(run_command(tlc("train '" + t.str("nope") + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
+  expect_one_line_error(run_command(tlc_cmd("train '" + t.str("nope") + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
                         "does not exist");
 }
 
 TEST(Cli, FolderWithoutClassSubfolders) {
   TempDir t;
   cv::imwrite(t.str("a.png"), class_image(0, 8, 1));
-  expect_one_line_error(run_command(tlc("train '" + t.str() + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
+  expect_one_line_error(run_command(tlc_cmd("train '" + t.str() + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
                         "no class sub-folders");
 }
 
 TEST(Cli, OneClassOnly) {
   TempDir t;
   make_dataset(t.path(), 1, 3, 8);
-  expect_one_line_error(run_command(tlc("train '" + t.str() + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
+  expect_one_line_error(run_command(tlc_cmd("train '" + t.str() + "' --backbone '" + source("models/tiny_cnn.pt") + "'")),
                         "at least 2");
 }
 
@@ -67,26 +67,26 @@ TEST(Cli, NonTorchScriptBackbone) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 3, 8);
   write_text(t.path() / "weights.pt", "not a model");
-  expect_one_line_error(run_command(tlc("train '" + t.str("data") + "' --backbone '" + t.str("weights.pt") + "'")),
+  expect_one_line_error(run_command(tlc_cmd("train '" + t.str("data") + "' --backbone '" + t.str("weights.pt") + "'")),
                         "not a TorchScript file");
-  expect_one_line_error(run_command(tlc("train '" + t.str("data") + "' --backbone '" + t.str("missing.pt") + "'")),
+  expect_one_line_error(run_command(tlc_cmd("train '" + t.str("data") + "' --backbone '" + t.str("missing.pt") + "'")),
                         "export_backbone.py");
 }
 
 TEST(Cli, PredictMissingImageAndMissingModel) {
   TempDir t;
-  expect_one_line_error(run_command(tlc("predict '" + t.str("model.pt") + "' x.png")), "not found");
+  expect_one_line_error(run_command(tlc_cmd("predict '" + t.str("model.pt") + "' x.png")), "not found");
   // A real model and a missing image.
   make_dataset(t.path() / "data", 2, 5, 16);
-  auto r = run_command(tlc("train '" + t.str("data") + "' --backbone '" + source("models/tiny_cnn.pt") +
+  auto r = run_command(tlc_cmd("train '" + t.str("data") + "' --backbone '" + source("models/tiny_cnn.pt") +
                            "' --image-size 16 --epochs 1 --out '" + t.str("run") + "'"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  expect_one_line_error(run_command(tlc("predict '" + t.str("run/model.pt") + "' '" + t.str("missing.png") + "'")),
+  expect_one_line_error(run_command(tlc_cmd("predict '" + t.str("run/model.pt") + "' '" + t.str("missing.png") + "'")),
                         "missing.png");
 }
 
 TEST(Cli, BenchPrintsEveryFigureAsJson) {
-  auto r = run_command(tlc("bench --count 4 --iterations 1 --batch-size 2 --image-size 16 --json --backbone '" +
+  auto r = run_command(tlc_cmd("bench --count 4 --iterations 1 --batch-size 2 --image-size 16 --json --backbone '" +
                            source("models/tiny_cnn.pt") + "' 2>/dev/null"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto j = nlohmann::json::parse(r.out);

@@ -31,7 +31,7 @@ TEST(EndToEnd, TinyBackboneOnMixedFolderTrainsPredictsAndMatchesPython) {
   cv::cvtColor(class_image(2, 32, 99), rgba, cv::COLOR_BGR2BGRA);
   cv::imwrite((t.path() / "data" / classes[2] / "alpha.png").string(), rgba);
 
-  auto r = run_command(tlc("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) +
+  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) +
                            " --out " + q(t.str("run")) +
                            " --image-size 32 --epochs 12 --optimizer adam --lr 0.01 --batch-size 16 --seed 3"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
@@ -68,7 +68,7 @@ TEST(EndToEnd, TinyBackboneOnMixedFolderTrainsPredictsAndMatchesPython) {
   for (int k = 0; k < 3; ++k) {
     std::string img = t.str("heldout" + std::to_string(k) + ".png");
     cv::imwrite(img, class_image(k, 32, 999999u + k));
-    auto p = run_command(tlc("predict " + q(run / "model.pt") + " " + q(img) + " --json 2>/dev/null"));
+    auto p = run_command(tlc_cmd("predict " + q(run / "model.pt") + " " + q(img) + " --json 2>/dev/null"));
     ASSERT_EQ(p.exit_code, 0) << p.out;
     auto pj = json::parse(p.out);
     EXPECT_EQ(pj[0]["label"], classes[k]) << p.out;
@@ -94,10 +94,10 @@ TEST(EndToEnd, TinyBackboneOnMixedFolderTrainsPredictsAndMatchesPython) {
 TEST(EndToEnd, TwoClassSentenceAndFolderPrediction) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 10, 16);
-  auto r = run_command(tlc("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) +
+  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) +
                            " --out " + q(t.str("run")) + " --image-size 16 --epochs 3 --optimizer adam --lr 0.01"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto p = run_command(tlc("predict " + q(t.str("run/model.pt")) + " " + q(t.str("data/circle_red"))));
+  auto p = run_command(tlc_cmd("predict " + q(t.str("run/model.pt")) + " " + q(t.str("data/circle_red"))));
   ASSERT_EQ(p.exit_code, 0) << p.out;
   // One sentence per image of the folder, in the seeds' form.
   EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 10) << p.out;
@@ -108,17 +108,17 @@ TEST(EndToEnd, TwoClassSentenceAndFolderPrediction) {
 TEST(EndToEnd, RealVgg16ArchitectureWithRandomWeights) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 6, 32);
-  auto r = run_command(tlc("train " + q(t.str("data")) + " --backbone " + q(test_model("vgg16_random.pt")) + " --out " +
+  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(test_model("vgg16_random.pt")) + " --out " +
                            q(t.str("run")) + " --image-size 32 --epochs 1 --batch-size 4"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("vgg16, random weights, 512 channels"), std::string::npos) << r.out;
   auto config = read_json(t.path() / "run" / "config.json");
   EXPECT_EQ(config["normalize"], "imagenet");  // what torchvision's VGG16 expects, read from the file
-  auto i = run_command(tlc("inspect " + q(t.str("run/model.pt"))));
+  auto i = run_command(tlc_cmd("inspect " + q(t.str("run/model.pt"))));
   ASSERT_EQ(i.exit_code, 0) << i.out;
   EXPECT_NE(i.out.find("Conv2d"), std::string::npos);
   EXPECT_EQ(std::count(i.out.begin(), i.out.end(), '\n') >= 31 + 6, true) << i.out;  // 31 layers + header lines
-  auto p = run_command(tlc("predict " + q(t.str("run/model.pt")) + " " + q(t.str("data/circle_red/img0.png"))));
+  auto p = run_command(tlc_cmd("predict " + q(t.str("run/model.pt")) + " " + q(t.str("data/circle_red/img0.png"))));
   ASSERT_EQ(p.exit_code, 0) << p.out;
   EXPECT_NE(p.out.find("This image seems"), std::string::npos) << p.out;
 }
@@ -126,7 +126,7 @@ TEST(EndToEnd, RealVgg16ArchitectureWithRandomWeights) {
 TEST(EndToEnd, PretrainedEfficientNetBeatsRandomWeightsOnFashionMnist) {
   // Real transfer learning: the same frozen architecture and head, ImageNet weights vs random weights.
   auto train = [&](const std::string& backbone, const std::string& out) {
-    auto r = run_command(tlc("train " + q(source("data/fashion_mnist_sample")) + " --backbone " + q(test_model(backbone)) +
+    auto r = run_command(tlc_cmd("train " + q(source("data/fashion_mnist_sample")) + " --backbone " + q(test_model(backbone)) +
                              " --out " + q(out) + " --image-size 64 --epochs 8 --optimizer adam --lr 0.001 "
                              "--val-split 0.1 --test-split 0.25 --seed 1"));
     EXPECT_EQ(r.exit_code, 0) << r.out;

@@ -79,3 +79,32 @@ TEST(Golden, FeaturesLogitsAndOneRmspropStepMatch) {
   // The step moved the weights: the comparison above is not trivially true.
   EXPECT_GT((g.get("w1") - g.get("w0")).abs().max().item<double>(), 1e-3);
 }
+
+TEST(Golden, OneFineTuningStepMatches) {
+  Golden g;
+  tlc::TrainOptions o;
+  o.device = "cpu";
+  tlc::Preprocess pre;
+  pre.image_size = 16;
+  tlc::TransferClassifier clf(tlc::Backbone::load(source("models/tiny_cnn.pt")), {"a", "b", "c"}, pre, o);
+  {
+    torch::NoGradGuard ng;
+    clf.head()->fc->weight.copy_(g.get("w0"));
+    clf.head()->fc->bias.copy_(g.get("b0"));
+  }
+  auto conv = clf.backbone().unfreeze_last(1);  // body.3, the last conv
+  ASSERT_EQ(conv.size(), 2u);
+  auto conv_before = conv[0].detach().clone();
+  auto params = clf.head()->parameters();
+  params.insert(params.end(), conv.begin(), conv.end());
+  tlc::OptimizerOptions oo;
+  oo.lr = 0.01;
+  auto opt = tlc::make_optimizer(oo, params);
+  auto step = clf.train_step(clf.normalize_batch(g.get("pixels")), g.get("labels"), *opt);
+  EXPECT_NEAR(step.loss, g.get("ft_loss").item<double>(), 1e-5 * g.get("ft_loss").item<double>());
+  EXPECT_LT(rel_error(clf.head()->fc->weight.detach(), g.get("ft_w1")), 1e-5);
+  EXPECT_LT(rel_error(clf.head()->fc->bias.detach(), g.get("ft_b1")), 1e-5);
+  EXPECT_LT(rel_error(conv[0].detach(), g.get("ft_conv_w1")), 1e-5);
+  EXPECT_LT(rel_error(conv[1].detach(), g.get("ft_conv_b1")), 1e-5);
+  EXPECT_GT((conv[0].detach() - conv_before).abs().max().item<double>(), 1e-4);  // the layer did move
+}

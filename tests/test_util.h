@@ -96,7 +96,7 @@ inline CommandResult run_command(const std::string& cmd) {
   return r;
 }
 
-inline std::string tlc(const std::string& args) { return std::string("'") + TLC_BINARY + "' " + args; }
+inline std::string tlc_cmd(const std::string& args) { return std::string("'") + TLC_BINARY + "' " + args; }
 inline std::string source(const std::string& rel) { return std::string(TLC_SOURCE_DIR) + "/" + rel; }
 inline std::string test_model(const std::string& name) { return std::string(TLC_TEST_MODELS) + "/" + name; }
 

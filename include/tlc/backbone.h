@@ -42,10 +42,25 @@ class Backbone {
   std::vector<LayerInfo> layers() const;
   int64_t parameter_count() const;
 
-  // Feature map [N,C,h,w] for a normalized batch, without building a graph.
+  // Feature map [N,C,h,w] for a normalized batch. Builds a graph only when some parameter trains.
   at::Tensor forward(const at::Tensor& x);
   // Global-average-pooled features [N,C].
   at::Tensor pooled_features(const at::Tensor& x);
+
+  // Fine-tuning: makes the parameters of the last `n` layers that have parameters trainable (BatchNorm
+  // layers stay in inference mode: the module stays in eval mode) and returns them. n = 0 freezes all.
+  // Throws tlc::Error when the backbone has fewer such layers.
+  std::vector<at::Tensor> unfreeze_last(int n);
+  std::vector<at::Tensor> trainable_parameters() const;
+  bool any_trainable() const;
+  int64_t layers_with_parameters() const;
+
+  // A backbone whose body is a Sequential (VGG16, the tiny test nets) can run as prefix + suffix, split
+  // before top-level child `k`; others (traced EfficientNet) cannot, and these return -1 / throw.
+  // first_trainable_child(): the index of the first top-level child holding a trainable parameter.
+  int64_t first_trainable_child() const;
+  int64_t sequential_length() const;
+  at::Tensor forward_range(const at::Tensor& x, int64_t begin, int64_t end);  // children [begin, end)
 
   void to(const c10::Device& device);
 

@@ -37,6 +37,22 @@ struct TrainRunResult {
 // metrics.json, skipped_files.tsv, splits.csv. Progress goes to `log`. Throws tlc::Error for bad input.
 TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log);
 
+struct FinetuneRunOptions {
+  std::string run_dir;          // a run folder written by run_training (or an earlier run_finetune)
+  std::string out_dir;          // where to write; empty: update run_dir in place (model.pt replaced atomically)
+  std::string data_dir;         // empty: the run's own data folder (config.json), with the same split
+  int fine_tune_layers = 0;
+  int fine_tune_epochs = 10;
+  double fine_tune_lr = 1e-5;
+  TrainOptions train;           // batch size, optimizer name, caches, controls, device
+  int threads = 0;
+  bool strict = false;
+  int64_t memory_budget_mb = 4096;
+};
+
+// Continues a saved run with a fine-tuning phase; the epoch count goes on from the run's history.
+TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log);
+
 struct Prediction {
   std::string path;
   bool ok = false;

@@ -26,6 +26,27 @@ struct TrainOptions {
   double dropout = 0.0;
   uint64_t seed = 42;
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
+  std::string augment = "none";  // none | flip (random horizontal flip per image per epoch)
+
+  // Phase 2, fine-tuning: the last N layers with parameters train at fine_tune_lr (the head too, as in the
+  // seeds, which recompile the whole model at a 10x lower rate) for fine_tune_epochs more epochs.
+  int fine_tune_layers = 0;
+  int fine_tune_epochs = 0;
+  double fine_tune_lr = 1e-5;
+
+  // Caches: pooled features while nothing in the backbone trains, the frozen prefix's activations while
+  // fine-tuning. auto: on when they fit in cache_memory_mb. Results do not depend on them.
+  std::string cache_features = "auto";  // auto | on | off
+  std::string cache_dir;                // optional on-disk feature cache
+  int64_t cache_memory_mb = 4096;
+
+  // Controls.
+  std::string keep = "last";            // last | best (lowest validation loss)
+  int patience = 0;                     // early stopping after this many epochs without a better val loss
+  std::string lr_schedule = "constant";  // constant | cosine | step
+  int lr_step_epochs = 10;
+  double lr_gamma = 0.1;
+  bool class_weights = false;           // weight the loss by N / (K * n_class)
 };
 
 struct EvalStats {
@@ -34,7 +55,10 @@ struct EvalStats {
 };
 
 struct EpochStats {
-  int epoch = 0;  // 1-based
+  int epoch = 0;  // 1-based, counting on through the fine-tuning phase
+  std::string phase = "head";  // head | fine-tune
+  std::string cache = "none";  // none | features | prefix: what the epoch read instead of running the backbone
+  double lr = 0;
   double loss = 0, acc = 0;
   double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
   double seconds = 0, images_per_second = 0;
@@ -47,9 +71,19 @@ class TransferClassifier {
  public:
   TransferClassifier(Backbone backbone, std::vector<std::string> classes, Preprocess pre, TrainOptions opt);
 
+  // Loads a saved model to continue training it (`tlc finetune`): backbone (possibly already fine-tuned),
+  // head weights, classes and preprocessing come from the file.
+  static TransferClassifier load(const std::string& model_path, TrainOptions opt);
+
   using EpochCallback = std::function<void(const EpochStats&)>;
-  // Trains the head for opt.epochs epochs on the frozen backbone; reports each epoch through `cb`.
-  std::vector<EpochStats> fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb = {});
+  // Trains the head for opt.epochs epochs on the frozen backbone, then (when asked) fine-tunes the last
+  // opt.fine_tune_layers layers for opt.fine_tune_epochs epochs; reports each epoch through `cb`.
+  // `first_epoch` numbers the epochs (a continued run goes on counting, as Keras' initial_epoch).
+  std::vector<EpochStats> fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb = {},
+                              int first_epoch = 1);
+  // Only the fine-tuning phase (for a model that was trained before).
+  std::vector<EpochStats> fine_tune(const ImageSet& train, const ImageSet* val, const EpochCallback& cb = {},
+                                    int first_epoch = 1);
   EvalStats score(const ImageSet& data);
   at::Tensor predict_proba(const at::Tensor& images_u8);  // [N,K] on CPU
 
@@ -77,6 +111,11 @@ class TransferClassifier {
   TrainOptions opt_;
   c10::Device device_;
   Head head_{nullptr};
+  at::Tensor class_weights_;
+
+  struct Phase;
+  std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
+                                    int first_epoch, int epochs, bool fine_tune);
 };
 
 }  // namespace tlc

@@ -5,6 +5,8 @@
 
 #include <memory>
 
+#include "tlc/trainer.h"
+
 namespace tlc::cli {
 
 // setup_x registers the subcommand and arranges for *exit_code to be set by run_x when it is chosen.
@@ -12,5 +14,9 @@ void setup_train(CLI::App& app, int* exit_code);
 void setup_predict(CLI::App& app, int* exit_code);
 void setup_bench(CLI::App& app, int* exit_code);
 void setup_inspect(CLI::App& app, int* exit_code);
+void setup_finetune(CLI::App& app, int* exit_code);
+
+// Flags shared by train and finetune (batch, optimizer, augmentation, caches, controls, device).
+void add_training_flags(CLI::App* sub, TrainOptions& t);
 
 }  // namespace tlc::cli

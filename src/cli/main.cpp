@@ -15,6 +15,7 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", "tlc 0.1.0");
   int exit_code = 0;
   tlc::cli::setup_train(app, &exit_code);
+  tlc::cli::setup_finetune(app, &exit_code);
   tlc::cli::setup_predict(app, &exit_code);
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);

@@ -6,6 +6,42 @@
 #include "tlc/run.h"
 
 namespace tlc::cli {
+
+void add_training_flags(CLI::App* sub, TrainOptions& t) {
+  sub->add_option("--batch-size", t.batch_size, "Images per batch")->capture_default_str()->check(CLI::Range(1, 65536));
+  sub->add_option("--optimizer", t.optimizer.name, "rmsprop (rho 0.9, eps 1e-7, as Keras), adam, sgd")
+      ->capture_default_str()->check(CLI::IsMember({"rmsprop", "adam", "sgd"}));
+  sub->add_option("--momentum", t.optimizer.momentum, "Momentum for sgd and rmsprop")
+      ->capture_default_str()->check(CLI::Range(0.0, 0.999));
+  sub->add_option("--augment", t.augment, "none, or flip: a random horizontal flip per image per epoch")
+      ->capture_default_str()->check(CLI::IsMember({"none", "flip"}));
+  sub->add_option("--cache-features", t.cache_features,
+                  "Compute the frozen backbone's output once and reuse it every epoch (the pooled features while "
+                  "only the head trains, the frozen prefix's activations while fine-tuning a Sequential backbone): "
+                  "auto (when it fits --cache-memory-mb), on, off. Results do not depend on it")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "on", "off"}));
+  sub->add_option("--cache-dir", t.cache_dir,
+                  "Also keep pooled features on disk here, keyed by backbone file, image files (path, size, mtime), "
+                  "image size and normalization, so a later run with other head settings skips extraction");
+  sub->add_option("--cache-memory-mb", t.cache_memory_mb, "Memory budget of the feature caches in MiB")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--keep", t.keep, "Model to keep: last (after the last epoch) or best (lowest validation loss)")
+      ->capture_default_str()->check(CLI::IsMember({"last", "best"}));
+  sub->add_option("--patience", t.patience, "Stop a phase after N epochs without a lower validation loss (0: never)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--lr-schedule", t.lr_schedule, "constant, cosine (to 0 over the phase) or step")
+      ->capture_default_str()->check(CLI::IsMember({"constant", "cosine", "step"}));
+  sub->add_option("--lr-step-epochs", t.lr_step_epochs, "step schedule: epochs between drops")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  sub->add_option("--lr-gamma", t.lr_gamma, "step schedule: factor per drop")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  auto cw = std::make_shared<std::string>("none");
+  sub->add_option("--class-weights", *cw, "none, or auto: weight the loss by N/(K*n_class) for unbalanced folders")
+      ->capture_default_str()->check(CLI::IsMember({"none", "auto"}))
+      ->each([&t](const std::string& v) { t.class_weights = v == "auto"; });
+  sub->add_option("--device", t.device, "auto (CUDA when present), cpu or cuda")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
 namespace {
 
 std::string default_run_dir() {
@@ -52,20 +88,22 @@ void setup_train(CLI::App& app, int* exit_code) {
                   "Pixel normalization: auto (what the backbone file says, else minus1to1), minus1to1 (x/127.5-1), "
                   "imagenet (torchvision mean/std), caffe (BGR minus ImageNet mean)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "minus1to1", "imagenet", "caffe"}));
-  sub->add_option("--epochs", opt->train.epochs, "Training epochs")->capture_default_str()->check(CLI::Range(0, 100000));
-  sub->add_option("--batch-size", opt->train.batch_size, "Images per batch")
-      ->capture_default_str()->check(CLI::Range(1, 65536));
-  sub->add_option("--optimizer", opt->train.optimizer.name, "rmsprop (rho 0.9, eps 1e-7, as Keras), adam, sgd")
-      ->capture_default_str()->check(CLI::IsMember({"rmsprop", "adam", "sgd"}));
-  sub->add_option("--lr", opt->train.optimizer.lr, "Learning rate")->capture_default_str()->check(CLI::PositiveNumber);
-  sub->add_option("--momentum", opt->train.optimizer.momentum, "Momentum for sgd and rmsprop")
-      ->capture_default_str()->check(CLI::Range(0.0, 0.999));
+  sub->add_option("--epochs", opt->train.epochs, "Epochs of head training (backbone frozen)")
+      ->capture_default_str()->check(CLI::Range(0, 100000));
+  sub->add_option("--lr", opt->train.optimizer.lr, "Learning rate of the head")->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--hidden", opt->train.hidden, "Width of a hidden Dense+ReLU layer in the head (0: none)")
       ->capture_default_str()->check(CLI::Range(0, 1 << 20));
   sub->add_option("--dropout", opt->train.dropout, "Dropout rate before the last Dense layer (0: none)")
       ->capture_default_str()->check(CLI::Range(0.0, 0.99));
-  sub->add_option("--device", opt->train.device, "auto (CUDA when present), cpu or cuda")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub->add_option("--fine-tune-layers", opt->train.fine_tune_layers,
+                  "After the head epochs, unfreeze the last N backbone layers with parameters (VGG16: 3 = block 5; "
+                  "`tlc inspect` lists them; BatchNorm stays in inference mode)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--fine-tune-epochs", opt->train.fine_tune_epochs, "Epochs of fine-tuning (the epoch count goes on)")
+      ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--fine-tune-lr", opt->train.fine_tune_lr, "Learning rate while fine-tuning (unfrozen layers and head)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+  add_training_flags(sub, opt->train);
   sub->add_option("--threads", opt->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--max-pixels", opt->max_pixels, "Refuse images with more pixels than this (decompression bombs)")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -124,8 +124,109 @@ int64_t Backbone::parameter_count() const {
 }
 
 at::Tensor Backbone::forward(const at::Tensor& x) {
+  if (any_trainable()) return module_.forward({x}).toTensor();
   torch::NoGradGuard ng;
   return module_.forward({x}).toTensor();
+}
+
+std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
+  for (auto p : module_.parameters()) p.set_requires_grad(false);
+  module_.eval();
+  if (n < 0) throw Error("--fine-tune-layers must be >= 0");
+  std::vector<LayerInfo> with_params;
+  for (const auto& l : layers())
+    if (l.params > 0) with_params.push_back(l);
+  if (n > static_cast<int>(with_params.size()))
+    throw Error("--fine-tune-layers " + std::to_string(n) + " asks for more layers than backbone " + info_.path +
+                " has with parameters (" + std::to_string(with_params.size()) + "); `tlc inspect " + info_.path +
+                "` lists them");
+  std::vector<at::Tensor> params;
+  for (size_t i = with_params.size() - n; i < with_params.size(); ++i) {
+    for (const auto& nm : module_.named_modules()) {
+      if (nm.name != with_params[i].name) continue;
+      for (const auto& p : nm.value.named_parameters(/*recurse=*/false)) {
+        at::Tensor t = p.value;
+        t.set_requires_grad(true);
+        params.push_back(t);
+      }
+    }
+  }
+  return params;
+}
+
+std::vector<at::Tensor> Backbone::trainable_parameters() const {
+  std::vector<at::Tensor> v;
+  for (const auto& p : module_.parameters())
+    if (p.requires_grad()) v.push_back(p);
+  return v;
+}
+
+bool Backbone::any_trainable() const {
+  for (const auto& p : module_.parameters())
+    if (p.requires_grad()) return true;
+  return false;
+}
+
+int64_t Backbone::layers_with_parameters() const {
+  int64_t n = 0;
+  for (const auto& l : layers()) n += l.params > 0;
+  return n;
+}
+
+namespace {
+
+// The Sequential that holds the backbone's layers, if it has one: the module itself or its `body`.
+bool sequential_body(const torch::jit::Module& m, torch::jit::Module& body, std::string& prefix) {
+  if (module_type_name(m) == "Sequential") {
+    body = m;
+    prefix = "";
+    return true;
+  }
+  if (m.hasattr("body") && m.attr("body").isModule()) {
+    auto b = m.attr("body").toModule();
+    if (module_type_name(b) == "Sequential") {
+      body = b;
+      prefix = "body.";
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+int64_t Backbone::sequential_length() const {
+  torch::jit::Module body;
+  std::string prefix;
+  if (!sequential_body(module_, body, prefix)) return -1;
+  return static_cast<int64_t>(body.children().size());
+}
+
+int64_t Backbone::first_trainable_child() const {
+  torch::jit::Module body;
+  std::string prefix;
+  if (!sequential_body(module_, body, prefix)) return -1;
+  int64_t k = 0;
+  for (const auto& child : body.children()) {
+    for (const auto& p : child.parameters())
+      if (p.requires_grad()) return k;
+    ++k;
+  }
+  return k;  // nothing trains: the whole body is prefix
+}
+
+at::Tensor Backbone::forward_range(const at::Tensor& x, int64_t begin, int64_t end) {
+  torch::jit::Module body;
+  std::string prefix;
+  if (!sequential_body(module_, body, prefix))
+    throw Error("backbone " + info_.path + " is not a Sequential: it cannot run in parts");
+  at::Tensor y = x;
+  int64_t k = 0;
+  for (auto child : body.children()) {
+    if (k >= begin && k < end) y = child.forward({y}).toTensor();
+    ++k;
+  }
+  return y;
 }
 
 at::Tensor Backbone::pooled_features(const at::Tensor& x) { return forward(x).mean({2, 3}); }

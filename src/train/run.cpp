@@ -1,4 +1,5 @@
-// A training run: the pipeline from a folder of images to a run folder with a model file.
+// Training runs: the pipeline from a folder of images to a run folder with a model file, and the
+// continuation of a run folder with a fine-tuning phase.
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -40,12 +41,181 @@ std::string counts_text(const std::vector<ImageItem>& items, const std::vector<s
   return s + ")";
 }
 
-ImageSet scan_split(const std::string& name, const std::vector<ImageItem>& items, const DecodeOptions& dopt,
-                    const TrainRunOptions& opt, int64_t& budget, ScanReport& report) {
-  ImageSet s = ImageSet::scan(items, dopt, opt.threads, budget, opt.strict, report);
-  if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
-  (void)name;
-  return s;
+std::string path_in(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
+
+// The images of a run: listed, split and decoded, with everything that was skipped.
+struct PreparedData {
+  ImageFolder folder, val_folder, test_folder;
+  ImageSet train, val, test;
+  ScanReport report;
+};
+
+struct DataSpec {
+  std::string data_dir, val_dir, test_dir;
+  double val_split = 0.1, test_split = 0.1;
+  uint64_t seed = 42;
+  int64_t image_size = 160;
+  int64_t max_pixels = 100'000'000;
+  int64_t memory_budget_mb = 4096;
+  int threads = 0;
+  bool strict = false;
+};
+
+ImageFolder list_data(const DataSpec& d) { return list_image_folder(d.data_dir); }
+
+PreparedData prepare_data(const DataSpec& d, ImageFolder folder) {
+  PreparedData p;
+  p.folder = std::move(folder);
+  const bool own_val = !d.val_dir.empty(), own_test = !d.test_dir.empty();
+  if (own_val) p.val_folder = list_image_folder_with_classes(d.val_dir, p.folder.classes);
+  if (own_test) p.test_folder = list_image_folder_with_classes(d.test_dir, p.folder.classes);
+  Split split = split_stratified(p.folder.items, static_cast<int64_t>(p.folder.classes.size()),
+                                 own_val ? 0.0 : d.val_split, own_test ? 0.0 : d.test_split, d.seed, p.folder.classes);
+  if (own_val) split.val = p.val_folder.items;
+  if (own_test) split.test = p.test_folder.items;
+  DecodeOptions dopt;
+  dopt.size = static_cast<int>(d.image_size);
+  dopt.max_pixels = d.max_pixels;
+  int64_t budget = d.memory_budget_mb * 1024 * 1024;
+  auto scan = [&](const std::vector<ImageItem>& items) {
+    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, d.strict, p.report);
+    if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
+    return s;
+  };
+  p.train = scan(split.train);
+  p.val = scan(split.val);
+  p.test = scan(split.test);
+  for (size_t c = 0; c < p.folder.classes.size(); ++c)
+    if (count_per_class(p.train.items(), static_cast<int64_t>(p.folder.classes.size()))[c] == 0)
+      throw Error("class '" + p.folder.classes[c] + "' has no usable training images left; add images or remove the class folder");
+  return p;
+}
+
+void report_data(const PreparedData& p, const std::string& out_dir, uint64_t seed, std::ostream& log) {
+  std::ostringstream tsv;
+  tsv << "path\treason\n";
+  for (const auto& f : p.report.broken) tsv << f.path << "\tundecodable: " << f.reason << "\n";
+  for (const auto* fl : {&p.folder, &p.val_folder, &p.test_folder})
+    for (const auto& f : fl->ignored) tsv << f.path << "\tignored: " << f.reason << "\n";
+  for (const auto& f : p.report.warnings) tsv << f.path << "\tused, decoder warning: " << f.reason << "\n";
+  write_file_atomic(path_in(out_dir, "skipped_files.tsv"), tsv.str());
+  if (!p.report.broken.empty()) {
+    log << "  skipped " << p.report.broken.size() << " undecodable file(s):\n";
+    for (size_t i = 0; i < p.report.broken.size() && i < 10; ++i)
+      log << "    " << p.report.broken[i].path << ": " << p.report.broken[i].reason << "\n";
+    if (p.report.broken.size() > 10) log << "    ... and " << p.report.broken.size() - 10 << " more\n";
+    log << "    (all listed in " << path_in(out_dir, "skipped_files.tsv") << ")\n";
+  }
+  const size_t ignored = p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size();
+  if (ignored > 0) log << "  ignored " << ignored << " non-image or stray file(s) (listed in skipped_files.tsv)\n";
+  if (!p.report.warnings.empty())
+    log << "  " << p.report.warnings.size() << " image(s) decoded with warnings and used (listed in skipped_files.tsv)\n";
+  const auto& cl = p.folder.classes;
+  log << "  split (seed " << seed << "): train " << counts_text(p.train.items(), cl) << "\n"
+      << "                 val " << counts_text(p.val.items(), cl) << "\n"
+      << "                 test " << counts_text(p.test.items(), cl) << "\n";
+  // Which file went where, so that evaluation and predictions can be checked against the same split later.
+  std::ostringstream sp;
+  sp << "split,label,path\n";
+  for (const auto& [name, set] : {std::pair<const char*, const ImageSet*>{"train", &p.train}, {"val", &p.val}, {"test", &p.test}})
+    for (const auto& it : set->items()) sp << name << "," << cl[it.label] << "," << it.path << "\n";
+  write_file_atomic(path_in(out_dir, "splits.csv"), sp.str());
+}
+
+
+void log_epoch(std::ostream& log, const EpochStats& s, int last_epoch) {
+  log << "epoch " << s.epoch << "/" << last_epoch << (s.phase == "head" ? "" : " [fine-tune]") << ": loss "
+      << fmt(s.loss) << ", acc " << fmt(s.acc) << ", val_loss " << fmt(s.val_loss) << ", val_acc " << fmt(s.val_acc)
+      << ", " << fmt(s.images_per_second, 1) << " img/s, " << fmt(s.seconds, 1) << " s"
+      << (s.cache == "features" ? " (cached features)" : s.cache == "prefix" ? " (cached frozen prefix)" : "") << "\n"
+      << std::flush;
+}
+
+std::string history_csv(const std::vector<EpochStats>& history) {
+  std::ostringstream hist;
+  hist << "epoch,phase,lr,loss,acc,val_loss,val_acc,seconds,images_per_second\n";
+  for (const auto& s : history)
+    hist << s.epoch << "," << s.phase << "," << s.lr << "," << fmt(s.loss, 6) << "," << fmt(s.acc, 6) << ","
+         << fmt(s.val_loss, 6) << "," << fmt(s.val_acc, 6) << "," << fmt(s.seconds, 3) << ","
+         << fmt(s.images_per_second, 1) << "\n";
+  return hist.str();
+}
+
+// Reads history.csv back (for a continued run).
+std::vector<EpochStats> read_history(const std::string& path) {
+  std::vector<EpochStats> h;
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);  // header
+  while (std::getline(f, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    std::vector<std::string> c;
+    while (std::getline(ss, cell, ',')) c.push_back(cell);
+    if (c.size() < 9) continue;
+    auto d = [](const std::string& v) { return v == "n/a" ? std::nan("") : std::stod(v); };
+    EpochStats s;
+    s.epoch = std::stoi(c[0]);
+    s.phase = c[1];
+    s.lr = d(c[2]);
+    s.loss = d(c[3]);
+    s.acc = d(c[4]);
+    s.val_loss = d(c[5]);
+    s.val_acc = d(c[6]);
+    s.seconds = d(c[7]);
+    s.images_per_second = d(c[8]);
+    h.push_back(s);
+  }
+  return h;
+}
+
+json metrics_json(const TrainRunResult& r, const PreparedData& p) {
+  return {
+      {"initial", {{"loss", num(r.initial_val.loss)}, {"acc", num(r.initial_val.acc)},
+                   {"on", p.val.size() > 0 ? "val" : "train"}}},
+      {"final_train", r.history.empty() ? json(nullptr)
+                                        : json{{"loss", num(r.history.back().loss)}, {"acc", num(r.history.back().acc)}}},
+      {"val", p.val.size() > 0 ? json{{"loss", num(r.final_val.loss)}, {"acc", num(r.final_val.acc)}, {"count", p.val.size()}}
+                               : json(nullptr)},
+      {"test", p.test.size() > 0 ? json{{"loss", num(r.test.loss)}, {"acc", num(r.test.acc)}, {"count", p.test.size()}}
+                                 : json(nullptr)},
+      {"epochs_run", r.history.size()},
+      {"skipped_undecodable", r.broken},
+      {"ignored_files", r.ignored},
+  };
+}
+
+json train_options_json(const TrainOptions& t) {
+  return {{"epochs", t.epochs},
+          {"batch_size", t.batch_size},
+          {"optimizer", t.optimizer.name},
+          {"lr", t.optimizer.lr},
+          {"momentum", t.optimizer.momentum},
+          {"hidden", t.hidden},
+          {"dropout", t.dropout},
+          {"augment", t.augment},
+          {"fine_tune_layers", t.fine_tune_layers},
+          {"fine_tune_epochs", t.fine_tune_epochs},
+          {"fine_tune_lr", t.fine_tune_lr},
+          {"cache_features", t.cache_features},
+          {"keep", t.keep},
+          {"patience", t.patience},
+          {"lr_schedule", t.lr_schedule},
+          {"class_weights", t.class_weights}};
+}
+
+// Scores, saves the model and writes history/metrics; shared by train and finetune.
+void finish_run(TransferClassifier& clf, const PreparedData& p, const std::string& out_dir, TrainRunResult& res,
+                std::ostream& log) {
+  if (p.val.size() > 0) res.final_val = clf.score(p.val);
+  if (p.test.size() > 0) {
+    res.test = clf.score(p.test);
+    log << "test: loss " << fmt(res.test.loss) << ", acc " << fmt(res.test.acc) << " (" << res.test.count << " images)\n";
+  }
+  res.model_path = path_in(out_dir, "model.pt");
+  clf.save(res.model_path);
+  write_file_atomic(path_in(out_dir, "history.csv"), history_csv(res.history));
+  write_file_atomic(path_in(out_dir, "metrics.json"), metrics_json(res, p).dump(2) + "\n");
 }
 
 }  // namespace
@@ -55,10 +225,14 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
   // Everything that can be checked before the long work is checked first.
   if (opt.image_size < 8 || opt.image_size > 4096) throw Error("--image-size must be between 8 and 4096");
   if (opt.train.epochs < 0) throw Error("--epochs must be >= 0");
-  ImageFolder folder = list_image_folder(opt.data_dir);
+  DataSpec d{opt.data_dir, opt.val_dir, opt.test_dir, opt.val_split, opt.test_split, opt.train.seed, opt.image_size,
+             opt.max_pixels, opt.memory_budget_mb, opt.threads, opt.strict};
+  ImageFolder folder = list_data(d);
   res.classes = folder.classes;
   Backbone backbone = Backbone::load(opt.backbone_path);
   const BackboneInfo bi = backbone.info();  // a copy: the backbone moves into the classifier below
+  if (opt.train.fine_tune_layers > backbone.layers_with_parameters())
+    backbone.unfreeze_last(opt.train.fine_tune_layers);  // throws the error that names the layer count
 
   Preprocess pre;
   pre.image_size = opt.image_size;
@@ -74,145 +248,125 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
           << " was given\n";
   }
 
-  Split split;
-  ImageFolder val_folder, test_folder;
-  const bool own_val = !opt.val_dir.empty(), own_test = !opt.test_dir.empty();
-  if (own_val) val_folder = list_image_folder_with_classes(opt.val_dir, folder.classes);
-  if (own_test) test_folder = list_image_folder_with_classes(opt.test_dir, folder.classes);
-  split = split_stratified(folder.items, static_cast<int64_t>(folder.classes.size()), own_val ? 0.0 : opt.val_split,
-                           own_test ? 0.0 : opt.test_split, opt.train.seed, folder.classes);
-  if (own_val) split.val = val_folder.items;
-  if (own_test) split.test = test_folder.items;
-
   res.run_dir = opt.out_dir;
   fs::create_directories(opt.out_dir);
-  res.model_path = (fs::path(opt.out_dir) / "model.pt").string();
-
   TransferClassifier clf(std::move(backbone), folder.classes, pre, opt.train);
+  const auto& t = opt.train;
   log << "tlc train: " << folder.root << "\n";
   if (!folder.layout_note.empty()) log << "  layout: " << folder.layout_note << "\n";
   log << "  device: " << clf.device().str() << ", " << resolve_threads(opt.threads) << " decoding threads\n";
   log << "  backbone: " << bi.path << " (" << bi.arch << ", " << bi.weights << " weights, " << bi.output_channels
       << " channels, " << clf.backbone().parameter_count() << " parameters, frozen)\n";
   log << "  preprocessing: " << pre.image_size << "x" << pre.image_size << ", normalize " << to_string(pre.mode)
-      << " (" << norm_origin << ")\n";
-  log << "  head: GAP -> " << (opt.train.hidden > 0 ? "Dense(" + std::to_string(opt.train.hidden) + ", relu) -> " : "")
-      << (opt.train.dropout > 0 ? "Dropout(" + fmt(opt.train.dropout, 2) + ") -> " : "") << "Dense("
-      << folder.classes.size() << "); " << opt.train.optimizer.name << " lr " << opt.train.optimizer.lr << ", "
-      << opt.train.epochs << " epochs, batch " << opt.train.batch_size << ", seed " << opt.train.seed << "\n";
+      << " (" << norm_origin << ")" << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";
+  log << "  head: GAP -> " << (t.hidden > 0 ? "Dense(" + std::to_string(t.hidden) + ", relu) -> " : "")
+      << (t.dropout > 0 ? "Dropout(" + fmt(t.dropout, 2) + ") -> " : "") << "Dense(" << folder.classes.size() << "); "
+      << t.optimizer.name << " lr " << t.optimizer.lr << ", " << t.epochs << " epochs, batch " << t.batch_size
+      << ", seed " << t.seed << "\n";
+  if (t.fine_tune_layers > 0 && t.fine_tune_epochs > 0)
+    log << "  then fine-tuning: last " << t.fine_tune_layers << " layer(s) with parameters, " << t.fine_tune_epochs
+        << " epochs at lr " << t.fine_tune_lr << "\n";
   log << "  classes (" << folder.classes.size() << "): " << join(folder.classes, ", ") << "\n";
 
-  DecodeOptions dopt;
-  dopt.size = static_cast<int>(opt.image_size);
-  dopt.max_pixels = opt.max_pixels;
-  ScanReport report;
-  int64_t budget = opt.memory_budget_mb * 1024 * 1024;
-  ImageSet train = scan_split("train", split.train, dopt, opt, budget, report);
-  ImageSet val = scan_split("val", split.val, dopt, opt, budget, report);
-  ImageSet test = scan_split("test", split.test, dopt, opt, budget, report);
-  res.broken = static_cast<int64_t>(report.broken.size());
-  res.ignored = static_cast<int64_t>(folder.ignored.size() + val_folder.ignored.size() + test_folder.ignored.size());
+  PreparedData p = prepare_data(d, std::move(folder));
+  res.broken = static_cast<int64_t>(p.report.broken.size());
+  res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
+  report_data(p, opt.out_dir, t.seed, log);
 
-  // The skipped-files list: every file that was not used, and why.
-  {
-    std::ostringstream tsv;
-    tsv << "path\treason\n";
-    for (const auto& f : report.broken) tsv << f.path << "\tundecodable: " << f.reason << "\n";
-    for (const auto* fl : {&folder, &val_folder, &test_folder})
-      for (const auto& f : fl->ignored) tsv << f.path << "\tignored: " << f.reason << "\n";
-    for (const auto& f : report.warnings) tsv << f.path << "\tused, decoder warning: " << f.reason << "\n";
-    write_file_atomic((fs::path(opt.out_dir) / "skipped_files.tsv").string(), tsv.str());
-  }
-  if (!report.broken.empty()) {
-    log << "  skipped " << report.broken.size() << " undecodable file(s):\n";
-    for (size_t i = 0; i < report.broken.size() && i < 10; ++i)
-      log << "    " << report.broken[i].path << ": " << report.broken[i].reason << "\n";
-    if (report.broken.size() > 10) log << "    ... and " << report.broken.size() - 10 << " more\n";
-    log << "    (all listed in " << (fs::path(opt.out_dir) / "skipped_files.tsv").string() << ")\n";
-  }
-  if (!folder.ignored.empty())
-    log << "  ignored " << folder.ignored.size() << " non-image or stray file(s) (listed in skipped_files.tsv)\n";
-  if (!report.warnings.empty())
-    log << "  " << report.warnings.size() << " image(s) decoded with warnings and used (listed in skipped_files.tsv)\n";
-  log << "  split (seed " << opt.train.seed << "): train " << counts_text(train.items(), folder.classes) << "\n"
-      << "                 val " << counts_text(val.items(), folder.classes) << "\n"
-      << "                 test " << counts_text(test.items(), folder.classes) << "\n";
-  for (size_t c = 0; c < folder.classes.size(); ++c)
-    if (count_per_class(train.items(), static_cast<int64_t>(folder.classes.size()))[c] == 0)
-      throw Error("class '" + folder.classes[c] + "' has no usable training images left; add images or remove the class folder");
-
-  res.initial_val = clf.score(val.size() > 0 ? val : train);
-  log << "initial (" << (val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss) << ", acc "
+  res.initial_val = clf.score(p.val.size() > 0 ? p.val : p.train);
+  log << "initial (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss) << ", acc "
       << fmt(res.initial_val.acc) << "\n" << std::flush;
-
-  const int epochs = opt.train.epochs;
-  res.history = clf.fit(train, val.size() > 0 ? &val : nullptr, [&](const EpochStats& s) {
-    log << "epoch " << s.epoch << "/" << epochs << ": loss " << fmt(s.loss) << ", acc " << fmt(s.acc) << ", val_loss "
-        << fmt(s.val_loss) << ", val_acc " << fmt(s.val_acc) << ", " << fmt(s.images_per_second, 1) << " img/s, "
-        << fmt(s.seconds, 1) << " s\n" << std::flush;
-  });
-  if (val.size() > 0) res.final_val = clf.score(val);
-  if (test.size() > 0) {
-    res.test = clf.score(test);
-    log << "test: loss " << fmt(res.test.loss) << ", acc " << fmt(res.test.acc) << " (" << res.test.count << " images)\n";
-  }
-
-  clf.save(res.model_path);
-
-  // Which file went where, so that evaluation and predictions can be checked against the same split later.
-  {
-    std::ostringstream sp;
-    sp << "split,label,path\n";
-    for (const auto& [name, set] : {std::pair<const char*, const ImageSet*>{"train", &train}, {"val", &val}, {"test", &test}})
-      for (const auto& it : set->items()) sp << name << "," << folder.classes[it.label] << "," << it.path << "\n";
-    write_file_atomic((fs::path(opt.out_dir) / "splits.csv").string(), sp.str());
-  }
-
-  std::ostringstream hist;
-  hist << "epoch,loss,acc,val_loss,val_acc,seconds,images_per_second\n";
-  for (const auto& s : res.history)
-    hist << s.epoch << "," << fmt(s.loss, 6) << "," << fmt(s.acc, 6) << "," << fmt(s.val_loss, 6) << ","
-         << fmt(s.val_acc, 6) << "," << fmt(s.seconds, 3) << "," << fmt(s.images_per_second, 1) << "\n";
-  write_file_atomic((fs::path(opt.out_dir) / "history.csv").string(), hist.str());
-
-  json metrics = {
-      {"initial", {{"loss", num(res.initial_val.loss)}, {"acc", num(res.initial_val.acc)},
-                   {"on", val.size() > 0 ? "val" : "train"}}},
-      {"final_train", res.history.empty() ? json(nullptr)
-                                          : json{{"loss", num(res.history.back().loss)}, {"acc", num(res.history.back().acc)}}},
-      {"val", val.size() > 0 ? json{{"loss", num(res.final_val.loss)}, {"acc", num(res.final_val.acc)}, {"count", val.size()}}
-                             : json(nullptr)},
-      {"test", test.size() > 0 ? json{{"loss", num(res.test.loss)}, {"acc", num(res.test.acc)}, {"count", test.size()}}
-                               : json(nullptr)},
-      {"skipped_undecodable", res.broken},
-      {"ignored_files", res.ignored},
-  };
-  write_file_atomic((fs::path(opt.out_dir) / "metrics.json").string(), metrics.dump(2) + "\n");
+  const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
+  res.history = clf.fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) { log_epoch(log, s, last); });
+  finish_run(clf, p, opt.out_dir, res, log);
 
   json config = {
       {"created", now_iso8601()},
-      {"data_dir", folder.root},
+      {"data_dir", p.folder.root},
       {"val_dir", opt.val_dir},
       {"test_dir", opt.test_dir},
-      {"classes", folder.classes},
-      {"counts", {{"train", train.size()}, {"val", val.size()}, {"test", test.size()}}},
+      {"classes", p.folder.classes},
+      {"counts", {{"train", p.train.size()}, {"val", p.val.size()}, {"test", p.test.size()}}},
       {"backbone", {{"path", bi.path}, {"arch", bi.arch}, {"weights", bi.weights}, {"output_channels", bi.output_channels}}},
       {"image_size", pre.image_size},
       {"normalize", to_string(pre.mode)},
-      {"val_split", own_val ? 0.0 : opt.val_split},
-      {"test_split", own_test ? 0.0 : opt.test_split},
-      {"seed", opt.train.seed},
-      {"epochs", opt.train.epochs},
-      {"batch_size", opt.train.batch_size},
-      {"optimizer", opt.train.optimizer.name},
-      {"lr", opt.train.optimizer.lr},
-      {"momentum", opt.train.optimizer.momentum},
-      {"hidden", opt.train.hidden},
-      {"dropout", opt.train.dropout},
+      {"val_split", opt.val_dir.empty() ? opt.val_split : 0.0},
+      {"test_split", opt.test_dir.empty() ? opt.test_split : 0.0},
+      {"seed", t.seed},
+      {"max_pixels", opt.max_pixels},
+      {"training", train_options_json(t)},
       {"device", clf.device().str()},
       {"strict", opt.strict},
   };
-  write_file_atomic((fs::path(opt.out_dir) / "config.json").string(), config.dump(2) + "\n");
+  write_file_atomic(path_in(opt.out_dir, "config.json"), config.dump(2) + "\n");
+  log << "model saved to " << res.model_path << "\n";
+  return res;
+}
+
+TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
+  TrainRunResult res;
+  const std::string cfg_path = path_in(opt.run_dir, "config.json");
+  const std::string model_path = path_in(opt.run_dir, "model.pt");
+  if (!fs::exists(cfg_path) || !fs::exists(model_path))
+    throw Error(opt.run_dir + " is not a tlc run folder (it needs config.json and model.pt from `tlc train`)");
+  json cfg;
+  try {
+    cfg = json::parse(std::ifstream(cfg_path));
+  } catch (const std::exception& e) {
+    throw Error(cfg_path + " cannot be read as JSON (" + e.what() + ")");
+  }
+  if (opt.fine_tune_layers < 1) throw Error("--fine-tune-layers must be >= 1 (how many layers to unfreeze)");
+  TrainOptions t = opt.train;
+  t.seed = cfg.value("seed", uint64_t{42});
+  t.fine_tune_layers = opt.fine_tune_layers;
+  t.fine_tune_epochs = opt.fine_tune_epochs;
+  t.fine_tune_lr = opt.fine_tune_lr;
+  if (cfg.contains("training")) t.dropout = cfg["training"].value("dropout", 0.0);
+  TransferClassifier clf = TransferClassifier::load(model_path, t);
+  if (opt.fine_tune_layers > clf.backbone().layers_with_parameters()) clf.backbone().unfreeze_last(opt.fine_tune_layers);
+
+  DataSpec d;
+  d.data_dir = opt.data_dir.empty() ? cfg.value("data_dir", std::string()) : opt.data_dir;
+  d.val_dir = cfg.value("val_dir", std::string());
+  d.test_dir = cfg.value("test_dir", std::string());
+  d.val_split = cfg.value("val_split", 0.1);
+  d.test_split = cfg.value("test_split", 0.1);
+  d.seed = t.seed;
+  d.image_size = clf.preprocess().image_size;
+  d.max_pixels = cfg.value("max_pixels", int64_t{100'000'000});
+  d.memory_budget_mb = opt.memory_budget_mb;
+  d.threads = opt.threads;
+  d.strict = opt.strict;
+  ImageFolder folder = list_data(d);
+  if (folder.classes != clf.classes())
+    throw Error("the data folder " + folder.root + " has classes [" + join(folder.classes, ", ") + "] but model " +
+                model_path + " was trained on [" + join(clf.classes(), ", ") + "]; fine-tune with the same class folders");
+  const std::string out = opt.out_dir.empty() ? opt.run_dir : opt.out_dir;
+  fs::create_directories(out);
+  res.run_dir = out;
+  res.classes = folder.classes;
+  log << "tlc finetune: " << opt.run_dir << " on " << folder.root << "\n"
+      << "  device: " << clf.device().str() << "\n"
+      << "  fine-tuning the last " << t.fine_tune_layers << " of " << clf.backbone().layers_with_parameters()
+      << " backbone layers with parameters, " << t.fine_tune_epochs << " epochs, " << t.optimizer.name << " lr "
+      << t.fine_tune_lr << ", batch " << t.batch_size << "\n";
+  PreparedData p = prepare_data(d, std::move(folder));
+  res.broken = static_cast<int64_t>(p.report.broken.size());
+  res.ignored = static_cast<int64_t>(p.folder.ignored.size());
+  report_data(p, out, t.seed, log);
+  std::vector<EpochStats> before = read_history(path_in(opt.run_dir, "history.csv"));
+  const int first = before.empty() ? 1 : before.back().epoch + 1;
+  res.initial_val = clf.score(p.val.size() > 0 ? p.val : p.train);
+  log << "before fine-tuning (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss)
+      << ", acc " << fmt(res.initial_val.acc) << "\n";
+  auto more = clf.fine_tune(p.train, p.val.size() > 0 ? &p.val : nullptr,
+                            [&](const EpochStats& s) { log_epoch(log, s, first + t.fine_tune_epochs - 1); }, first);
+  res.history = before;
+  res.history.insert(res.history.end(), more.begin(), more.end());
+  finish_run(clf, p, out, res, log);
+  cfg["finetune"] = {{"fine_tune_layers", t.fine_tune_layers}, {"fine_tune_epochs", t.fine_tune_epochs},
+                     {"fine_tune_lr", t.fine_tune_lr}, {"from", opt.run_dir}, {"created", now_iso8601()}};
+  write_file_atomic(path_in(out, "config.json"), cfg.dump(2) + "\n");
   log << "model saved to " << res.model_path << "\n";
   return res;
 }

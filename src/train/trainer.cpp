@@ -2,14 +2,19 @@
 
 #include <torch/cuda.h>
 #include <torch/nn/functional/loss.h>
+#include <torch/serialize.h>
 #include <torch/utils.h>
+
+#include <sys/stat.h>
 
 #include <chrono>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <numeric>
 
 #include "tlc/error.h"
+#include "tlc/image_io.h"
 #include "tlc/model_file.h"
 #include "tlc/util.h"
 
@@ -26,6 +31,57 @@ c10::Device resolve_device(const std::string& name) {
   throw Error("unknown device '" + name + "'; choose auto, cpu or cuda");
 }
 
+namespace {
+
+void check_options(const TrainOptions& o) {
+  if (o.batch_size < 1) throw Error("--batch-size must be >= 1");
+  if (o.augment != "none" && o.augment != "flip") throw Error("--augment must be none or flip");
+  if (o.cache_features != "auto" && o.cache_features != "on" && o.cache_features != "off")
+    throw Error("--cache-features must be auto, on or off");
+  if (o.keep != "last" && o.keep != "best") throw Error("--keep must be last or best");
+  if (o.lr_schedule != "constant" && o.lr_schedule != "cosine" && o.lr_schedule != "step")
+    throw Error("--lr-schedule must be constant, cosine or step");
+  if (o.fine_tune_layers < 0 || o.fine_tune_epochs < 0) throw Error("fine-tuning layers and epochs must be >= 0");
+}
+
+double scheduled_lr(const TrainOptions& o, double base, int e, int epochs) {
+  if (o.lr_schedule == "cosine") return base * 0.5 * (1.0 + std::cos(M_PI * e / std::max(1, epochs)));
+  if (o.lr_schedule == "step") return base * std::pow(o.lr_gamma, e / std::max(1, o.lr_step_epochs));
+  return base;
+}
+
+// 64-bit FNV-1a, for cache keys (not for security).
+struct Hasher {
+  uint64_t h = 1469598103934665603ULL;
+  void add(const void* data, size_t n) {
+    auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  }
+  void add(const std::string& s) { add(s.data(), s.size() + 1); }
+  void add(int64_t v) { add(&v, sizeof v); }
+};
+
+std::string file_hash(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  std::string err;
+  if (!read_file_bytes(path, bytes, &err)) throw Error("cannot read " + path + " to key the feature cache: " + err);
+  Hasher h;
+  h.add(bytes.data(), bytes.size());
+  return std::to_string(h.h);
+}
+
+}  // namespace
+
+// What feeds the trainable part in one phase: nothing cached (decode, normalize and run the whole backbone
+// each batch), cached pooled features (nothing in the backbone trains), or cached activations of the frozen
+// prefix of a Sequential backbone (fine-tuning its suffix).
+struct TransferClassifier::Phase {
+  enum Kind { none, pooled, prefix } kind = none;
+  int64_t split = 0, length = 0;  // prefix: children [0, split) cached, [split, length) run
+  bool flip = false;
+  at::Tensor train_plain, train_flipped, val_plain;
+};
+
 TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::string> classes, Preprocess pre,
                                        TrainOptions opt)
     : backbone_(std::move(backbone)),
@@ -34,7 +90,7 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
       opt_(std::move(opt)),
       device_(resolve_device(opt_.device)) {
   if (classes_.size() < 2) throw Error("a classifier needs at least 2 classes");
-  if (opt_.batch_size < 1) throw Error("--batch-size must be >= 1");
+  check_options(opt_);
   torch::manual_seed(opt_.seed);
   HeadOptions ho;
   ho.in_features = backbone_.info().output_channels;
@@ -44,6 +100,26 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
   head_ = Head(ho);
   backbone_.to(device_);
   head_->to(device_);
+}
+
+TransferClassifier TransferClassifier::load(const std::string& model_path, TrainOptions opt) {
+  ModelFile m = ModelFile::load(model_path);
+  auto& mod = m.module();
+  const bool hidden = mod.hasattr("head_hidden_w");
+  opt.hidden = hidden ? mod.attr("head_hidden_w").toTensor().size(0) : 0;
+  Preprocess pre;
+  pre.image_size = m.meta().image_size;
+  pre.mode = m.meta().normalize;
+  Backbone b = Backbone::from_module(mod.attr("backbone").toModule(), model_path + " (backbone)");
+  TransferClassifier clf(std::move(b), m.meta().classes, pre, std::move(opt));
+  torch::NoGradGuard ng;
+  if (hidden) {
+    clf.head_->hidden_fc->weight.copy_(mod.attr("head_hidden_w").toTensor());
+    clf.head_->hidden_fc->bias.copy_(mod.attr("head_hidden_b").toTensor());
+  }
+  clf.head_->fc->weight.copy_(mod.attr("head_w").toTensor());
+  clf.head_->fc->bias.copy_(mod.attr("head_b").toTensor());
+  return clf;
 }
 
 at::Tensor TransferClassifier::normalize_batch(const at::Tensor& images_u8) const {
@@ -62,45 +138,263 @@ TransferClassifier::StepResult TransferClassifier::train_step(const at::Tensor& 
   return {loss.item<double>(), logits.detach()};
 }
 
-std::vector<EpochStats> TransferClassifier::fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb) {
+std::vector<EpochStats> TransferClassifier::fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
+                                                int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
-  auto optim = make_optimizer(opt_.optimizer, head_->parameters());
+  std::vector<EpochStats> h = run_phase(train, val, cb, first_epoch, opt_.epochs, false);
+  if (opt_.fine_tune_layers > 0 && opt_.fine_tune_epochs > 0) {
+    auto more = run_phase(train, val, cb, first_epoch + static_cast<int>(h.size()), opt_.fine_tune_epochs, true);
+    h.insert(h.end(), more.begin(), more.end());
+  }
+  return h;
+}
+
+std::vector<EpochStats> TransferClassifier::fine_tune(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
+                                                      int first_epoch) {
+  if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
+  if (opt_.fine_tune_layers < 1) throw Error("fine-tuning needs --fine-tune-layers >= 1");
+  return run_phase(train, val, cb, first_epoch, opt_.fine_tune_epochs, true);
+}
+
+std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
+                                                      int first_epoch, int epochs, bool fine_tune) {
   std::vector<EpochStats> history;
+  if (epochs <= 0) return history;
+  if (val && val->size() == 0) val = nullptr;
+  const bool flip_aug = opt_.augment == "flip";
+
+  // Trainable parameters and the optimizer for this phase.
+  std::vector<at::Tensor> bb_params = backbone_.unfreeze_last(fine_tune ? opt_.fine_tune_layers : 0);
+  std::vector<at::Tensor> params = head_->parameters();
+  params.insert(params.end(), bb_params.begin(), bb_params.end());
+  OptimizerOptions oo = opt_.optimizer;
+  if (fine_tune) oo.lr = opt_.fine_tune_lr;
+  auto optim = make_optimizer(oo, params);
+
+  // Class weights from the training labels.
+  class_weights_ = at::Tensor();
+  if (opt_.class_weights) {
+    std::vector<double> counts(classes_.size(), 0.0);
+    for (const auto& it : train.items()) counts[it.label] += 1;
+    std::vector<float> w;
+    for (double c : counts)
+      w.push_back(c > 0 ? static_cast<float>(train.size() / (classes_.size() * c)) : 0.0f);
+    class_weights_ = at::tensor(w).to(device_);
+  }
+
+  // Decide the cache for this phase.
+  Phase ph;
+  ph.flip = flip_aug;
+  const int64_t budget = opt_.cache_memory_mb * 1024 * 1024;
+  const int64_t views = flip_aug ? 2 : 1;
+  const int64_t nimg = train.size() + (val ? val->size() : 0);
+  if (opt_.cache_features != "off") {
+    if (!fine_tune) {
+      const int64_t bytes = nimg * views * backbone_.info().output_channels * 4;
+      if (opt_.cache_features == "on" || bytes <= budget) ph.kind = Phase::pooled;
+    } else if (backbone_.sequential_length() > 0) {
+      ph.length = backbone_.sequential_length();
+      ph.split = backbone_.first_trainable_child();
+      at::Tensor probe;
+      {
+        torch::NoGradGuard ng;
+        probe = backbone_.forward_range(at::zeros({1, 3, pre_.image_size, pre_.image_size}, device_), 0, ph.split);
+      }
+      const int64_t bytes = nimg * views * probe.numel() * 4;
+      if (ph.split > 0 && (opt_.cache_features == "on" || bytes <= budget)) ph.kind = Phase::prefix;
+    }
+  }
+
+  auto all_indices = [](int64_t n) {
+    std::vector<int64_t> v(n);
+    std::iota(v.begin(), v.end(), 0);
+    return v;
+  };
+  // Runs the frozen part over a whole set in order (batch by batch) and keeps the result on the device.
+  auto extract = [&](const ImageSet& set, bool flipped) {
+    torch::NoGradGuard ng;
+    std::vector<at::Tensor> parts;
+    for (int64_t b0 = 0; b0 < set.size(); b0 += opt_.batch_size) {
+      std::vector<int64_t> idx;
+      for (int64_t i = b0; i < std::min(set.size(), b0 + opt_.batch_size); ++i) idx.push_back(i);
+      at::Tensor flip_mask = flipped ? at::ones({static_cast<int64_t>(idx.size())}, at::kByte) : at::Tensor();
+      at::Tensor x = normalize(set.batch(idx).to(device_), NormalizeSpec::from_mode(pre_.mode), at::kFloat,
+                               Layout::nchw, flip_mask.defined() ? flip_mask.to(device_) : flip_mask);
+      parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
+                                               : backbone_.forward_range(x, 0, ph.split));
+    }
+    return at::cat(parts);
+  };
+  if (ph.kind != Phase::none) {
+    std::string key_file;
+    if (ph.kind == Phase::pooled && !opt_.cache_dir.empty()) {
+      // On-disk cache: keyed by everything the features depend on, so a stale file is never used.
+      Hasher h;
+      h.add(std::string("tlc-features-v1"));
+      h.add(file_hash(backbone_.info().path));
+      h.add(pre_.image_size);
+      h.add(to_string(pre_.mode));
+      h.add(static_cast<int64_t>(flip_aug));
+      for (const ImageSet* s : {&train, val}) {
+        if (!s) continue;
+        h.add(std::string("set"));
+        for (const auto& it : s->items()) {
+          struct stat st {};
+          ::stat(it.path.c_str(), &st);
+          h.add(it.path);
+          h.add(static_cast<int64_t>(st.st_size));
+          h.add(static_cast<int64_t>(st.st_mtime));
+        }
+      }
+      std::filesystem::create_directories(opt_.cache_dir);
+      key_file = (std::filesystem::path(opt_.cache_dir) / ("features-" + std::to_string(h.h) + ".pt")).string();
+      if (std::filesystem::exists(key_file)) {
+        std::vector<at::Tensor> t;
+        torch::load(t, key_file);
+        ph.train_plain = t.at(0).to(device_);
+        ph.val_plain = t.at(1).to(device_);
+        if (flip_aug) ph.train_flipped = t.at(2).to(device_);
+      }
+    }
+    if (!ph.train_plain.defined()) {
+      ph.train_plain = extract(train, false);
+      if (flip_aug) ph.train_flipped = extract(train, true);
+      if (val) ph.val_plain = extract(*val, false);
+      if (!key_file.empty()) {
+        std::vector<at::Tensor> t = {ph.train_plain.cpu(), val ? ph.val_plain.cpu() : at::zeros({0})};
+        if (flip_aug) t.push_back(ph.train_flipped.cpu());
+        save_atomic(key_file, [&](const std::string& tmp) { torch::save(t, tmp); });
+      }
+    }
+  }
+
+  // Pooled features for a batch of training images, with or without graph as the phase needs.
+  auto train_features = [&](const std::vector<int64_t>& idx, const std::vector<uint8_t>& flips) {
+    if (ph.kind == Phase::none) {
+      at::Tensor mask = flip_aug ? at::tensor(std::vector<int64_t>(flips.begin(), flips.end())).to(at::kByte) : at::Tensor();
+      at::Tensor x = normalize(train.batch(idx).to(device_), NormalizeSpec::from_mode(pre_.mode), at::kFloat,
+                               Layout::nchw, mask.defined() ? mask.to(device_) : mask);
+      return backbone_.forward(x).mean({2, 3});
+    }
+    at::Tensor sel = at::tensor(idx, at::kLong).to(device_);
+    at::Tensor act = ph.train_plain.index_select(0, sel);
+    if (flip_aug) {
+      at::Tensor f = at::tensor(std::vector<int64_t>(flips.begin(), flips.end())).to(device_).to(at::kBool);
+      at::Tensor alt = ph.train_flipped.index_select(0, sel);
+      std::vector<int64_t> shape(act.dim(), 1);
+      shape[0] = -1;
+      act = at::where(f.view(shape), alt, act);
+    }
+    if (ph.kind == Phase::pooled) return act;
+    return backbone_.forward_range(act, ph.split, ph.length).mean({2, 3});
+  };
+  auto evaluate_val = [&]() {
+    EvalStats r;
+    if (!val) return r;
+    if (!ph.val_plain.defined()) return score(*val);
+    head_->eval();
+    torch::NoGradGuard ng;
+    double loss_sum = 0;
+    int64_t correct = 0;
+    for (int64_t b0 = 0; b0 < val->size(); b0 += opt_.batch_size) {
+      const int64_t b1 = std::min(val->size(), b0 + opt_.batch_size);
+      at::Tensor act = ph.val_plain.slice(0, b0, b1);
+      at::Tensor feats = ph.kind == Phase::pooled ? act : backbone_.forward_range(act, ph.split, ph.length).mean({2, 3});
+      std::vector<int64_t> idx(b1 - b0);
+      std::iota(idx.begin(), idx.end(), b0);
+      at::Tensor y = val->labels(idx).to(device_);
+      at::Tensor logits = head_->forward(feats);
+      loss_sum += torch::nn::functional::cross_entropy(
+                      logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                      .item<double>();
+      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+    }
+    r.count = val->size();
+    r.loss = loss_sum / static_cast<double>(r.count);
+    r.acc = static_cast<double>(correct) / static_cast<double>(r.count);
+    return r;
+  };
+
+  // Best-epoch snapshot (--keep best) and early stopping (--patience) watch the validation loss.
+  std::vector<at::Tensor> best_state;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int since_best = 0;
+  auto snapshot = [&] {
+    std::vector<at::Tensor> s;
+    for (auto& p : params) s.push_back(p.detach().clone());
+    return s;
+  };
+
   std::vector<int64_t> order(train.size());
-  for (int epoch = 1; epoch <= opt_.epochs; ++epoch) {
+  for (int e = 0; e < epochs; ++e) {
+    const int epoch = first_epoch + e;
     auto t0 = std::chrono::steady_clock::now();
-    std::iota(order.begin(), order.end(), 0);
+    const double lr = scheduled_lr(opt_, oo.lr, e, epochs);
+    for (auto& g : optim->param_groups()) g.options().set_lr(lr);
+    // Every random choice of an epoch comes from (seed, epoch): the same with or without caches, and the
+    // same when a run is continued.
+    torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
+    order = all_indices(train.size());
     Rng rng(opt_.seed * 7919ULL + static_cast<uint64_t>(epoch));
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
+    Rng flip_rng(opt_.seed * 104729ULL + static_cast<uint64_t>(epoch));
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
     for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size)) {
       std::vector<int64_t> idx(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
+      std::vector<uint8_t> flips(idx.size(), 0);
+      if (flip_aug)
+        for (auto& f : flips) f = static_cast<uint8_t>(flip_rng.below(2));
       at::Tensor y = train.labels(idx).to(device_);
-      StepResult step = train_step(normalize_batch(train.batch(idx)), y, *optim);
-      const double l = step.loss;
+      head_->train();
+      optim->zero_grad();
+      at::Tensor logits = head_->forward(train_features(idx, flips));
+      auto ce = torch::nn::functional::CrossEntropyFuncOptions();
+      if (class_weights_.defined()) ce.weight(class_weights_);
+      at::Tensor loss = torch::nn::functional::cross_entropy(logits, y, ce);
+      loss.backward();
+      optim->step();
+      const double l = loss.item<double>();
       if (!std::isfinite(l))
         throw Error("the training loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) +
-                    "; lower --lr (now " + std::to_string(opt_.optimizer.lr) + ") and train again");
+                    " (step " + std::to_string(b0 / opt_.batch_size + 1) + "); lower the learning rate (now " +
+                    std::to_string(lr) + ") and train again");
       loss_sum += l * static_cast<double>(idx.size());
-      correct += step.logits.argmax(1).eq(y).sum().item<int64_t>();
+      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       seen += static_cast<int64_t>(idx.size());
     }
     EpochStats s;
     s.epoch = epoch;
+    s.phase = fine_tune ? "fine-tune" : "head";
+    s.cache = ph.kind == Phase::pooled ? "features" : ph.kind == Phase::prefix ? "prefix" : "none";
+    s.lr = lr;
     s.loss = loss_sum / static_cast<double>(seen);
     s.acc = static_cast<double>(correct) / static_cast<double>(seen);
-    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    s.images_per_second = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
     s.val_loss = s.val_acc = std::numeric_limits<double>::quiet_NaN();
-    if (val && val->size() > 0) {
-      EvalStats v = score(*val);
+    if (val) {
+      EvalStats v = evaluate_val();
       s.val_loss = v.loss;
       s.val_acc = v.acc;
     }
+    s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    s.images_per_second = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
     history.push_back(s);
     if (cb) cb(s);
+    if (val) {
+      if (s.val_loss < best_loss) {
+        best_loss = s.val_loss;
+        since_best = 0;
+        if (opt_.keep == "best") best_state = snapshot();
+      } else if (opt_.patience > 0 && ++since_best >= opt_.patience) {
+        break;
+      }
+    }
   }
+  if (opt_.keep == "best" && !best_state.empty()) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_state[i]);
+  }
+  backbone_.unfreeze_last(0);
   return history;
 }
 

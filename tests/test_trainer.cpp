@@ -1,0 +1,212 @@
+// Training: feature and prefix caches give the same results as no cache, fine-tuning, and the controls
+// (keep best, early stopping, schedules, class weights).
+#include <ATen/ATen.h>
+
+#include <cmath>
+
+#include "test_util.h"
+#include "tlc/error.h"
+#include "tlc/trainer.h"
+
+using namespace tlc_test;
+
+namespace {
+
+struct Data {
+  TempDir dir;
+  tlc::ImageSet train, val;
+  std::vector<std::string> classes;
+};
+
+std::unique_ptr<Data> make_data(int per_class = 12, int size = 16) {
+  auto d = std::make_unique<Data>();
+  d->classes = make_dataset(d->dir.path(), 3, per_class, size, 5);
+  auto folder = tlc::list_image_folder(d->dir.str());
+  auto split = tlc::split_stratified(folder.items, 3, 0.25, 0.0, 1);
+  tlc::DecodeOptions o;
+  o.size = size;
+  tlc::ScanReport r;
+  d->train = tlc::ImageSet::scan(split.train, o, 0, 1 << 30, false, r);
+  d->val = tlc::ImageSet::scan(split.val, o, 0, 1 << 30, false, r);
+  return d;
+}
+
+tlc::TransferClassifier make(const tlc::TrainOptions& o, const char* backbone = "models/tiny_cnn.pt") {
+  tlc::Preprocess pre;
+  pre.image_size = 16;
+  return tlc::TransferClassifier(tlc::Backbone::load(source(backbone)), {"a", "b", "c"}, pre, o);
+}
+
+tlc::TrainOptions base_options() {
+  tlc::TrainOptions o;
+  o.device = "cpu";
+  o.epochs = 3;
+  o.batch_size = 8;
+  o.optimizer.name = "adam";
+  o.optimizer.lr = 0.01;
+  o.dropout = 0.3;  // dropout draws random numbers: the caches must not change their order
+  return o;
+}
+
+void expect_same_params(std::vector<at::Tensor> a, std::vector<at::Tensor> b) {
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(at::allclose(a[i], b[i], 1e-4, 1e-5)) << "parameter " << i << " differs by "
+                                                       << (a[i] - b[i]).abs().max().item<double>();
+}
+
+}  // namespace
+
+TEST(Trainer, FeatureCacheGivesTheSameHeadWithAndWithoutFlips) {
+  auto d = make_data();
+  for (std::string aug : {"none", "flip"}) {
+    auto o = base_options();
+    o.augment = aug;
+    o.cache_features = "on";
+    auto cached = make(o);
+    auto h1 = cached.fit(d->train, &d->val);
+    o.cache_features = "off";
+    auto plain = make(o);
+    auto h2 = plain.fit(d->train, &d->val);
+    EXPECT_EQ(h1[0].cache, "features");
+    EXPECT_EQ(h2[0].cache, "none");
+    expect_same_params(cached.head()->parameters(), plain.head()->parameters());
+    ASSERT_EQ(h1.size(), h2.size());
+    for (size_t e = 0; e < h1.size(); ++e) EXPECT_NEAR(h1[e].val_loss, h2[e].val_loss, 1e-5) << aug;
+  }
+}
+
+TEST(Trainer, FineTuningWithPrefixCacheMatchesWithout) {
+  auto d = make_data();
+  auto o = base_options();
+  o.epochs = 1;
+  o.fine_tune_layers = 1;  // the last conv: the Sequential's prefix up to it is cached
+  o.fine_tune_epochs = 2;
+  o.fine_tune_lr = 0.005;
+  o.augment = "flip";
+  o.cache_features = "on";
+  auto cached = make(o);
+  auto h = cached.fit(d->train, &d->val);
+  o.cache_features = "off";
+  auto plain = make(o);
+  plain.fit(d->train, &d->val);
+  expect_same_params(cached.head()->parameters(), plain.head()->parameters());
+  auto all = [](tlc::TransferClassifier& c) {
+    std::vector<at::Tensor> v;
+    for (const auto& p : c.backbone().module().parameters()) v.push_back(p);
+    return v;
+  };
+  expect_same_params(all(cached), all(plain));
+  ASSERT_EQ(h.size(), 3u);
+  EXPECT_EQ(h[0].phase, "head");
+  EXPECT_EQ(h[2].phase, "fine-tune");
+  EXPECT_EQ(h[0].cache, "features");
+  EXPECT_EQ(h[2].cache, "prefix");
+  EXPECT_EQ(h[2].epoch, 3);
+  EXPECT_DOUBLE_EQ(h[2].lr, 0.005);
+}
+
+TEST(Trainer, FineTuningChangesOnlyTheUnfrozenLayersAndKeepsBatchNormStatistics) {
+  auto d = make_data();
+  auto o = base_options();
+  o.epochs = 1;
+  o.fine_tune_layers = 2;  // tiny_bn: the last conv and the BatchNorm after it
+  o.fine_tune_epochs = 2;
+  o.fine_tune_lr = 0.01;
+  auto original = tlc::Backbone::load(source("models/tiny_bn.pt"));
+  auto clf = make(o, "models/tiny_bn.pt");
+  clf.fit(d->train, &d->val);
+  std::map<std::string, at::Tensor> before, after;
+  for (const auto& p : original.module().named_parameters()) before[p.name] = p.value;
+  for (const auto& b : original.module().named_buffers()) before[b.name] = b.value;
+  for (const auto& p : clf.backbone().module().named_parameters()) after[p.name] = p.value;
+  for (const auto& b : clf.backbone().module().named_buffers()) after[b.name] = b.value;
+  for (const auto& [name, t] : before) {
+    bool moved = !at::equal(t, after.at(name));
+    bool unfrozen = name.rfind("body.4.", 0) == 0 || name == "body.5.weight" || name == "body.5.bias";
+    EXPECT_EQ(moved, unfrozen) << name;  // running_mean/var of body.5 stay: BatchNorm in inference mode
+  }
+  // After fitting, every parameter is frozen again.
+  EXPECT_FALSE(clf.backbone().any_trainable());
+}
+
+TEST(Trainer, TooManyFineTuneLayersIsAClearError) {
+  auto b = tlc::Backbone::load(source("models/tiny_cnn.pt"));
+  EXPECT_EQ(b.layers_with_parameters(), 2);
+  try {
+    b.unfreeze_last(3);
+    FAIL();
+  } catch (const tlc::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("(2)"), std::string::npos) << e.what();
+  }
+}
+
+TEST(Trainer, KeepBestRestoresTheBestValidationEpoch) {
+  auto d = make_data();
+  auto o = base_options();
+  o.epochs = 7;
+  o.optimizer.name = "sgd";
+  o.optimizer.lr = 3.0;  // large steps: the validation loss goes up and down
+  o.keep = "best";
+  auto clf = make(o);
+  auto h = clf.fit(d->train, &d->val);
+  double best = 1e9;
+  for (auto& s : h) best = std::min(best, s.val_loss);
+  EXPECT_NEAR(clf.score(d->val).loss, best, 1e-5);
+  EXPECT_LT(best, h.back().val_loss) << "the settings should make the last epoch worse than the best";
+}
+
+TEST(Trainer, PatienceStopsEarly) {
+  auto d = make_data();
+  auto o = base_options();
+  o.epochs = 10;
+  o.optimizer.name = "sgd";
+  o.optimizer.lr = 1e-12;  // nothing improves after the first epoch
+  o.dropout = 0;
+  o.patience = 2;
+  auto clf = make(o);
+  EXPECT_EQ(clf.fit(d->train, &d->val).size(), 3u);
+}
+
+TEST(Trainer, LearningRateSchedules) {
+  auto d = make_data(6);
+  auto o = base_options();
+  o.epochs = 4;
+  o.optimizer.lr = 0.1;
+  o.lr_schedule = "cosine";
+  auto h = make(o).fit(d->train, &d->val);
+  EXPECT_DOUBLE_EQ(h[0].lr, 0.1);
+  EXPECT_NEAR(h[2].lr, 0.05, 1e-12);
+  o.lr_schedule = "step";
+  o.lr_step_epochs = 2;
+  o.lr_gamma = 0.5;
+  h = make(o).fit(d->train, &d->val);
+  EXPECT_DOUBLE_EQ(h[1].lr, 0.1);
+  EXPECT_DOUBLE_EQ(h[2].lr, 0.05);
+}
+
+TEST(Trainer, ClassWeightsChangeTheLoss) {
+  // An unbalanced set: class weights must change the training loss (and keep it finite).
+  TempDir t;
+  make_dataset(t.path(), 2, 4, 16, 7);
+  for (int i = 4; i < 16; ++i)
+    cv::imwrite((t.path() / "circle_red" / ("extra" + std::to_string(i) + ".png")).string(), class_image(0, 16, 500 + i));
+  auto folder = tlc::list_image_folder(t.str());
+  tlc::DecodeOptions dopt;
+  dopt.size = 16;
+  tlc::ScanReport r;
+  auto set = tlc::ImageSet::scan(folder.items, dopt, 0, 1 << 30, false, r);
+  auto o = base_options();
+  o.dropout = 0;
+  o.epochs = 1;
+  tlc::Preprocess pre;
+  pre.image_size = 16;
+  auto run = [&](bool weighted) {
+    o.class_weights = weighted;
+    tlc::TransferClassifier clf(tlc::Backbone::load(source("models/tiny_cnn.pt")), folder.classes, pre, o);
+    return clf.fit(set, nullptr)[0].loss;
+  };
+  double plain = run(false), weighted = run(true);
+  EXPECT_TRUE(std::isfinite(weighted));
+  EXPECT_GT(std::abs(plain - weighted), 1e-4);
+}
