@@ -35,7 +35,11 @@ struct TrainRunResult {
 
 // Lists, splits, decodes, trains, evaluates and writes the run folder: model.pt, config.json, history.csv,
 // metrics.json, skipped_files.tsv, splits.csv. Progress goes to `log`. Throws tlc::Error for bad input.
+// Interrupted runs leave RUN_DIR/checkpoint.pt (written after every epoch and on interruption);
+// resume_training continues one with the settings in its config.json and reaches the same result as an
+// uninterrupted run.
 TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log);
+TrainRunResult resume_training(const std::string& run_dir, std::ostream& log);
 
 struct FinetuneRunOptions {
   std::string run_dir;          // a run folder written by run_training (or an earlier run_finetune)

@@ -8,6 +8,7 @@
 
 #include "tlc/backbone.h"
 #include "tlc/classifier.h"
+#include "tlc/error.h"
 #include "tlc/image_set.h"
 #include "tlc/normalize.h"
 
@@ -47,7 +48,22 @@ struct TrainOptions {
   int lr_step_epochs = 10;
   double lr_gamma = 0.1;
   bool class_weights = false;           // weight the loss by N / (K * n_class)
+
+  // Checkpointing: when set, the training state (weights, optimizer, position, history) is written there
+  // atomically after every epoch and when an interruption is requested; resume = continue from it.
+  std::string checkpoint;
+  bool resume = false;
 };
+
+// Thrown when training stopped because interrupt_requested() became true (SIGINT/SIGTERM in the CLI); the
+// checkpoint, if any, was written first.
+class Interrupted : public Error {
+ public:
+  using Error::Error;
+};
+// Set from a signal handler to stop training after the current step.
+void request_interrupt();
+bool interrupt_requested();
 
 struct EvalStats {
   double loss = 0, acc = 0;
@@ -114,8 +130,10 @@ class TransferClassifier {
   at::Tensor class_weights_;
 
   struct Phase;
+  struct Resume;
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
-                                    int first_epoch, int epochs, bool fine_tune);
+                                    int first_epoch, int epochs, bool fine_tune, Resume* resume,
+                                    const std::vector<EpochStats>& earlier);
 };
 
 }  // namespace tlc

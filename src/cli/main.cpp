@@ -2,10 +2,23 @@
 #include <c10/util/Exception.h>
 #include <opencv2/core/utility.hpp>
 
+#include <csignal>
 #include <iostream>
 
 #include "commands.h"
 #include "tlc/error.h"
+#include "tlc/trainer.h"
+
+namespace {
+
+// The first SIGINT/SIGTERM asks training to stop after the current step and write its checkpoint; a second
+// one ends the program at once.
+extern "C" void on_signal(int sig) {
+  tlc::request_interrupt();
+  std::signal(sig, SIG_DFL);
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
   CLI::App app{"tlc: train an image classifier on top of a pretrained, frozen convolutional backbone (VGG16, "
@@ -19,10 +32,15 @@ int main(int argc, char** argv) {
   tlc::cli::setup_predict(app, &exit_code);
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
+  } catch (const tlc::Interrupted& e) {
+    std::cerr << "tlc: stopped: " << e.what() << "; continue with `tlc train --resume RUN_DIR`" << std::endl;
+    return 130;
   } catch (const tlc::Error& e) {
     std::cerr << "tlc: error: " << e.what() << std::endl;
     return 1;

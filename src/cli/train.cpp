@@ -3,6 +3,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "tlc/error.h"
 #include "tlc/run.h"
 
 namespace tlc::cli {
@@ -53,7 +54,13 @@ std::string default_run_dir() {
   return buf;
 }
 
-int run_train(TrainRunOptions opt) {
+int run_train(TrainRunOptions opt, const std::string& resume_dir) {
+  if (!resume_dir.empty()) {
+    resume_training(resume_dir, std::cout);
+    return 0;
+  }
+  if (opt.data_dir.empty()) throw Error("give a data folder (one sub-folder per class), or --resume RUN_DIR");
+  if (opt.backbone_path.empty()) throw Error("--backbone is required: a TorchScript file from scripts/export_backbone.py");
   if (opt.out_dir.empty()) opt.out_dir = default_run_dir();
   run_training(opt, std::cout);
   return 0;
@@ -67,11 +74,14 @@ void setup_train(CLI::App& app, int* exit_code) {
       "train", "Train a classifier head on a frozen backbone from DATA_DIR (one sub-folder per class) and write a "
                "run folder with model.pt, config.json, history.csv, metrics.json, skipped_files.tsv and splits.csv.");
   sub->add_option("data_dir", opt->data_dir, "Folder with one sub-folder of images per class (a folder holding "
-                                             "PetImages/ or flower_photos/ also works)")
-      ->required();
+                                             "PetImages/ or flower_photos/ also works)");
   sub->add_option("--backbone", opt->backbone_path,
-                  "TorchScript backbone file made by scripts/export_backbone.py")
-      ->required();
+                  "TorchScript backbone file made by scripts/export_backbone.py (required)");
+  auto resume = std::make_shared<std::string>();
+  sub->add_option("--resume", *resume,
+                  "Continue the interrupted run in RUN_DIR (its checkpoint.pt) with the settings in its config.json; "
+                  "reaches the same result as an uninterrupted run")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--out", opt->out_dir, "Run folder to write (default: runs/YYYYmmdd-HHMMSS)");
   sub->add_option("--val-split", opt->val_split, "Fraction of each class held out for validation")
       ->capture_default_str()->check(CLI::Range(0.0, 0.9));
@@ -111,7 +121,7 @@ void setup_train(CLI::App& app, int* exit_code) {
                   "Keep decoded images in RAM up to this many MiB; beyond it they are decoded again each epoch")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_flag("--strict", opt->strict, "Stop with an error on the first undecodable image instead of skipping it");
-  sub->callback([opt, exit_code] { *exit_code = run_train(*opt); });
+  sub->callback([opt, resume, exit_code] { *exit_code = run_train(*opt, *resume); });
 }
 
 }  // namespace tlc::cli

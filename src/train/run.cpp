@@ -187,6 +187,12 @@ json metrics_json(const TrainRunResult& r, const PreparedData& p) {
 
 json train_options_json(const TrainOptions& t) {
   return {{"epochs", t.epochs},
+          {"seed", t.seed},
+          {"device", t.device},
+          {"cache_dir", t.cache_dir},
+          {"cache_memory_mb", t.cache_memory_mb},
+          {"lr_step_epochs", t.lr_step_epochs},
+          {"lr_gamma", t.lr_gamma},
           {"batch_size", t.batch_size},
           {"optimizer", t.optimizer.name},
           {"lr", t.optimizer.lr},
@@ -202,6 +208,33 @@ json train_options_json(const TrainOptions& t) {
           {"patience", t.patience},
           {"lr_schedule", t.lr_schedule},
           {"class_weights", t.class_weights}};
+}
+
+TrainOptions train_options_from_json(const json& j) {
+  TrainOptions t;
+  t.epochs = j.at("epochs");
+  t.seed = j.at("seed");
+  t.device = j.at("device");
+  t.cache_dir = j.at("cache_dir");
+  t.cache_memory_mb = j.at("cache_memory_mb");
+  t.lr_step_epochs = j.at("lr_step_epochs");
+  t.lr_gamma = j.at("lr_gamma");
+  t.batch_size = j.at("batch_size");
+  t.optimizer.name = j.at("optimizer");
+  t.optimizer.lr = j.at("lr");
+  t.optimizer.momentum = j.at("momentum");
+  t.hidden = j.at("hidden");
+  t.dropout = j.at("dropout");
+  t.augment = j.at("augment");
+  t.fine_tune_layers = j.at("fine_tune_layers");
+  t.fine_tune_epochs = j.at("fine_tune_epochs");
+  t.fine_tune_lr = j.at("fine_tune_lr");
+  t.cache_features = j.at("cache_features");
+  t.keep = j.at("keep");
+  t.patience = j.at("patience");
+  t.lr_schedule = j.at("lr_schedule");
+  t.class_weights = j.at("class_weights");
+  return t;
 }
 
 // Scores, saves the model and writes history/metrics; shared by train and finetune.
@@ -250,7 +283,12 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
 
   res.run_dir = opt.out_dir;
   fs::create_directories(opt.out_dir);
-  TransferClassifier clf(std::move(backbone), folder.classes, pre, opt.train);
+  TrainOptions topt = opt.train;
+  topt.checkpoint = path_in(opt.out_dir, "checkpoint.pt");
+  if (!topt.resume && fs::exists(topt.checkpoint))
+    throw Error(opt.out_dir + " holds an interrupted run (checkpoint.pt); continue it with `tlc train --resume " +
+                opt.out_dir + "`, or delete checkpoint.pt / choose another --out to start afresh");
+  TransferClassifier clf(std::move(backbone), folder.classes, pre, topt);
   const auto& t = opt.train;
   log << "tlc train: " << folder.root << "\n";
   if (!folder.layout_note.empty()) log << "  layout: " << folder.layout_note << "\n";
@@ -273,13 +311,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
   report_data(p, opt.out_dir, t.seed, log);
 
-  res.initial_val = clf.score(p.val.size() > 0 ? p.val : p.train);
-  log << "initial (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss) << ", acc "
-      << fmt(res.initial_val.acc) << "\n" << std::flush;
-  const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
-  res.history = clf.fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) { log_epoch(log, s, last); });
-  finish_run(clf, p, opt.out_dir, res, log);
-
+  // The configuration is written before training, so that an interrupted run can be resumed from it.
   json config = {
       {"created", now_iso8601()},
       {"data_dir", p.folder.root},
@@ -297,10 +329,57 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
       {"training", train_options_json(t)},
       {"device", clf.device().str()},
       {"strict", opt.strict},
+      {"backbone_path", opt.backbone_path},
+      {"requested_normalize", opt.normalize},
+      {"threads", opt.threads},
+      {"memory_budget_mb", opt.memory_budget_mb},
   };
-  write_file_atomic(path_in(opt.out_dir, "config.json"), config.dump(2) + "\n");
+  if (!topt.resume) write_file_atomic(path_in(opt.out_dir, "config.json"), config.dump(2) + "\n");
+
+  const std::string metrics_path = path_in(opt.out_dir, "metrics.json");
+  if (topt.resume && fs::exists(metrics_path)) {
+    json m = json::parse(std::ifstream(metrics_path));
+    res.initial_val.loss = m["initial"].value("loss", std::nan(""));
+    res.initial_val.acc = m["initial"].value("acc", std::nan(""));
+    log << "resuming from " << topt.checkpoint << "\n";
+  } else {
+    res.initial_val = clf.score(p.val.size() > 0 ? p.val : p.train);
+    log << "initial (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss) << ", acc "
+        << fmt(res.initial_val.acc) << "\n" << std::flush;
+    write_file_atomic(metrics_path, json{{"status", "running"},
+                                         {"initial", {{"loss", num(res.initial_val.loss)}, {"acc", num(res.initial_val.acc)}}}}
+                                            .dump(2) + "\n");
+  }
+  const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
+  res.history = clf.fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) { log_epoch(log, s, last); });
+  finish_run(clf, p, opt.out_dir, res, log);
+  fs::remove(topt.checkpoint);  // the run is complete: model.pt is the result
   log << "model saved to " << res.model_path << "\n";
   return res;
+}
+
+TrainRunResult resume_training(const std::string& run_dir, std::ostream& log) {
+  const std::string cfg_path = path_in(run_dir, "config.json");
+  if (!fs::exists(cfg_path) || !fs::exists(path_in(run_dir, "checkpoint.pt")))
+    throw Error(run_dir + " has no interrupted run to resume (it needs config.json and checkpoint.pt)");
+  json c = json::parse(std::ifstream(cfg_path));
+  TrainRunOptions o;
+  o.data_dir = c.at("data_dir");
+  o.val_dir = c.at("val_dir");
+  o.test_dir = c.at("test_dir");
+  o.backbone_path = c.at("backbone_path");
+  o.out_dir = run_dir;
+  o.val_split = c.at("val_split");
+  o.test_split = c.at("test_split");
+  o.image_size = c.at("image_size");
+  o.normalize = c.at("requested_normalize");
+  o.max_pixels = c.at("max_pixels");
+  o.strict = c.at("strict");
+  o.threads = c.at("threads");
+  o.memory_budget_mb = c.at("memory_budget_mb");
+  o.train = train_options_from_json(c.at("training"));
+  o.train.resume = true;
+  return run_training(o, log);
 }
 
 TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {

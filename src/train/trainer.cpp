@@ -5,9 +5,13 @@
 #include <torch/serialize.h>
 #include <torch/utils.h>
 
+#include <nlohmann/json.hpp>
+
 #include <sys/stat.h>
 
+#include <atomic>
 #include <chrono>
+#include <cstdlib>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -19,6 +23,14 @@
 #include "tlc/util.h"
 
 namespace tlc {
+
+namespace {
+std::atomic<bool> g_interrupt{false};
+std::atomic<int64_t> g_steps_done{0};  // training steps of this process (for TLC_INTERRUPT_AFTER_STEPS)
+}  // namespace
+
+void request_interrupt() { g_interrupt.store(true); }
+bool interrupt_requested() { return g_interrupt.load(); }
 
 c10::Device resolve_device(const std::string& name) {
   if (name == "cpu") return c10::Device(c10::kCPU);
@@ -82,6 +94,46 @@ struct TransferClassifier::Phase {
   at::Tensor train_plain, train_flipped, val_plain;
 };
 
+// Where a checkpointed run stopped, read back from the checkpoint file.
+struct TransferClassifier::Resume {
+  int phase = 0;  // 0: head, 1: fine-tune
+  int epoch_index = 0;
+  int64_t next_step = 0;
+  double loss_sum = 0;
+  int64_t correct = 0, seen = 0;
+  double best_loss = std::numeric_limits<double>::infinity();
+  int since_best = 0;
+  std::vector<EpochStats> history;
+  std::shared_ptr<torch::serialize::InputArchive> archive;
+};
+
+namespace {
+
+nlohmann::json epoch_json(const EpochStats& s) {
+  auto n = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
+  return {{"epoch", s.epoch}, {"phase", s.phase}, {"cache", s.cache}, {"lr", s.lr}, {"loss", n(s.loss)},
+          {"acc", n(s.acc)}, {"val_loss", n(s.val_loss)}, {"val_acc", n(s.val_acc)}, {"seconds", s.seconds},
+          {"images_per_second", s.images_per_second}};
+}
+
+EpochStats epoch_from_json(const nlohmann::json& j) {
+  auto d = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
+  EpochStats s;
+  s.epoch = j.at("epoch");
+  s.phase = j.at("phase");
+  s.cache = j.value("cache", "none");
+  s.lr = j.at("lr");
+  s.loss = d(j.at("loss"));
+  s.acc = d(j.at("acc"));
+  s.val_loss = d(j.at("val_loss"));
+  s.val_acc = d(j.at("val_acc"));
+  s.seconds = j.at("seconds");
+  s.images_per_second = j.at("images_per_second");
+  return s;
+}
+
+}  // namespace
+
 TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::string> classes, Preprocess pre,
                                        TrainOptions opt)
     : backbone_(std::move(backbone)),
@@ -141,9 +193,41 @@ TransferClassifier::StepResult TransferClassifier::train_step(const at::Tensor& 
 std::vector<EpochStats> TransferClassifier::fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                                 int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
-  std::vector<EpochStats> h = run_phase(train, val, cb, first_epoch, opt_.epochs, false);
+  std::unique_ptr<Resume> resume;
+  if (opt_.resume) {
+    if (opt_.checkpoint.empty() || !std::filesystem::exists(opt_.checkpoint))
+      throw Error("nothing to resume: no checkpoint at " + opt_.checkpoint + " (the run finished, or never started)");
+    resume = std::make_unique<Resume>();
+    resume->archive = std::make_shared<torch::serialize::InputArchive>();
+    try {
+      resume->archive->load_from(opt_.checkpoint);
+      at::Tensor st;
+      resume->archive->read("state", st);
+      auto j = nlohmann::json::parse(std::string(static_cast<const char*>(st.data_ptr()), st.numel()));
+      resume->phase = j.at("phase");
+      resume->epoch_index = j.at("epoch_index");
+      resume->next_step = j.at("next_step");
+      resume->loss_sum = j.at("loss_sum");
+      resume->correct = j.at("correct");
+      resume->seen = j.at("seen");
+      resume->best_loss = j.at("best_loss").is_null() ? std::numeric_limits<double>::infinity() : j.at("best_loss").get<double>();
+      resume->since_best = j.at("since_best");
+      for (const auto& e : j.at("history")) resume->history.push_back(epoch_from_json(e));
+    } catch (const std::exception& e) {
+      throw Error("checkpoint " + opt_.checkpoint + " cannot be read (" + std::string(e.what()).substr(0, 200) +
+                  "); start the run again without --resume");
+    }
+  }
+  std::vector<EpochStats> h = resume ? resume->history : std::vector<EpochStats>{};
+  if (!resume || resume->phase == 0) {
+    auto head = run_phase(train, val, cb, first_epoch, opt_.epochs, false, resume.get(), h);
+    h.insert(h.end(), head.begin(), head.end());
+  }
   if (opt_.fine_tune_layers > 0 && opt_.fine_tune_epochs > 0) {
-    auto more = run_phase(train, val, cb, first_epoch + static_cast<int>(h.size()), opt_.fine_tune_epochs, true);
+    int head_epochs = 0;
+    for (const auto& s : h) head_epochs += s.phase == "head";
+    Resume* r = resume && resume->phase == 1 ? resume.get() : nullptr;
+    auto more = run_phase(train, val, cb, first_epoch + head_epochs, opt_.fine_tune_epochs, true, r, h);
     h.insert(h.end(), more.begin(), more.end());
   }
   return h;
@@ -153,11 +237,12 @@ std::vector<EpochStats> TransferClassifier::fine_tune(const ImageSet& train, con
                                                       int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
   if (opt_.fine_tune_layers < 1) throw Error("fine-tuning needs --fine-tune-layers >= 1");
-  return run_phase(train, val, cb, first_epoch, opt_.fine_tune_epochs, true);
+  return run_phase(train, val, cb, first_epoch, opt_.fine_tune_epochs, true, nullptr, {});
 }
 
 std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
-                                                      int first_epoch, int epochs, bool fine_tune) {
+                                                      int first_epoch, int epochs, bool fine_tune, Resume* resume,
+                                                      const std::vector<EpochStats>& earlier) {
   std::vector<EpochStats> history;
   if (epochs <= 0) return history;
   if (val && val->size() == 0) val = nullptr;
@@ -325,26 +410,87 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     return s;
   };
 
+  // Checkpoints: the whole training state, written atomically.
+  auto save_checkpoint = [&](int epoch_index, int64_t next_step, double loss_sum, int64_t correct, int64_t seen) {
+    if (opt_.checkpoint.empty()) return;
+    nlohmann::json hist = nlohmann::json::array();
+    for (const auto& s : earlier) hist.push_back(epoch_json(s));
+    for (const auto& s : history) hist.push_back(epoch_json(s));
+    nlohmann::json st = {{"phase", fine_tune ? 1 : 0}, {"epoch_index", epoch_index}, {"next_step", next_step},
+                         {"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
+                         {"best_loss", std::isfinite(best_loss) ? nlohmann::json(best_loss) : nlohmann::json(nullptr)},
+                         {"since_best", since_best}, {"history", hist}};
+    const std::string js = st.dump();
+    torch::serialize::OutputArchive ar;
+    ar.write("state", at::from_blob(const_cast<char*>(js.data()), {static_cast<int64_t>(js.size())}, at::kByte).clone());
+    for (size_t i = 0; i < params.size(); ++i) ar.write("param." + std::to_string(i), params[i].detach().cpu());
+    for (size_t i = 0; i < best_state.size(); ++i) ar.write("best." + std::to_string(i), best_state[i].cpu());
+    torch::serialize::OutputArchive oa;
+    optim->save(oa);
+    ar.write("optim", oa);
+    save_atomic(opt_.checkpoint, [&](const std::string& tmp) { ar.save_to(tmp); });
+  };
+  int start_epoch = 0;
+  int64_t start_step = 0;
+  double r_loss_sum = 0;
+  int64_t r_correct = 0, r_seen = 0;
+  if (resume) {
+    torch::NoGradGuard ng;
+    for (size_t i = 0; i < params.size(); ++i) {
+      at::Tensor t;
+      resume->archive->read("param." + std::to_string(i), t);
+      params[i].copy_(t);
+    }
+    for (size_t i = 0;; ++i) {
+      at::Tensor t;
+      if (!resume->archive->try_read("best." + std::to_string(i), t)) break;
+      best_state.push_back(t.to(device_));
+    }
+    torch::serialize::InputArchive oa;
+    resume->archive->read("optim", oa);
+    optim->load(oa);
+    start_epoch = resume->epoch_index;
+    start_step = resume->next_step;
+    r_loss_sum = resume->loss_sum;
+    r_correct = resume->correct;
+    r_seen = resume->seen;
+    best_loss = resume->best_loss;
+    since_best = resume->since_best;
+  }
+  // Test hook: TLC_INTERRUPT_AFTER_STEPS=N requests an interruption after N training steps of this
+  // process, so that tests can stop a run at an exact point (a signal would land anywhere).
+  const char* stop_env = std::getenv("TLC_INTERRUPT_AFTER_STEPS");
+  const int64_t stop_after = stop_env ? std::atoll(stop_env) : -1;
+
   std::vector<int64_t> order(train.size());
-  for (int e = 0; e < epochs; ++e) {
+  for (int e = start_epoch; e < epochs; ++e) {
     const int epoch = first_epoch + e;
     auto t0 = std::chrono::steady_clock::now();
     const double lr = scheduled_lr(opt_, oo.lr, e, epochs);
     for (auto& g : optim->param_groups()) g.options().set_lr(lr);
     // Every random choice of an epoch comes from (seed, epoch): the same with or without caches, and the
     // same when a run is continued.
-    torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch));
     order = all_indices(train.size());
     Rng rng(opt_.seed * 7919ULL + static_cast<uint64_t>(epoch));
     for (size_t i = order.size(); i > 1; --i) std::swap(order[i - 1], order[rng.below(i)]);
     Rng flip_rng(opt_.seed * 104729ULL + static_cast<uint64_t>(epoch));
     double loss_sum = 0;
     int64_t correct = 0, seen = 0;
-    for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size)) {
+    int64_t step = 0;
+    const int64_t skip = (e == start_epoch) ? start_step : 0;
+    if (skip > 0) {
+      loss_sum = r_loss_sum;
+      correct = r_correct;
+      seen = r_seen;
+    }
+    for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size), ++step) {
       std::vector<int64_t> idx(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
       std::vector<uint8_t> flips(idx.size(), 0);
       if (flip_aug)
         for (auto& f : flips) f = static_cast<uint8_t>(flip_rng.below(2));
+      if (step < skip) continue;  // done before the interruption; the flips were drawn to stay in step
+      // Dropout's random numbers come from (seed, epoch, step): identical after a resume.
+      torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch) * 100003ULL + static_cast<uint64_t>(step));
       at::Tensor y = train.labels(idx).to(device_);
       head_->train();
       optim->zero_grad();
@@ -362,6 +508,12 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       loss_sum += l * static_cast<double>(idx.size());
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       seen += static_cast<int64_t>(idx.size());
+      if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();
+      if (interrupt_requested()) {
+        save_checkpoint(e, step + 1, loss_sum, correct, seen);
+        throw Interrupted("interrupted in epoch " + std::to_string(epoch) + " after step " + std::to_string(step + 1) +
+                          (opt_.checkpoint.empty() ? "" : "; the state is saved in " + opt_.checkpoint));
+      }
     }
     EpochStats s;
     s.epoch = epoch;
@@ -380,15 +532,18 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     s.images_per_second = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
     history.push_back(s);
     if (cb) cb(s);
+    bool stop = false;
     if (val) {
       if (s.val_loss < best_loss) {
         best_loss = s.val_loss;
         since_best = 0;
         if (opt_.keep == "best") best_state = snapshot();
       } else if (opt_.patience > 0 && ++since_best >= opt_.patience) {
-        break;
+        stop = true;
       }
     }
+    save_checkpoint(stop ? epochs : e + 1, 0, 0, 0, 0);
+    if (stop) break;
   }
   if (opt_.keep == "best" && !best_state.empty()) {
     torch::NoGradGuard ng;
