@@ -100,6 +100,9 @@ def make_efficientnet_lite0(weights):
                 nn.init.ones_(mod.weight)
                 nn.init.zeros_(mod.bias)
     model.eval()
+    # The classifier part is not used by the conv base: drop it, so that `tlc inspect` and
+    # --fine-tune-layers see only layers that the features pass through.
+    del model._fc, model._dropout, model._avg_pooling
 
     class Features(nn.Module):
         def __init__(self, m):

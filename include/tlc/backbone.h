@@ -59,6 +59,9 @@ class Backbone {
   // before top-level child `k`; others (traced EfficientNet) cannot, and these return -1 / throw.
   // first_trainable_child(): the index of the first top-level child holding a trainable parameter.
   int64_t first_trainable_child() const;
+  // Output shape ([1,C,h,w]) of each top-level child for a size x size input, keyed by layer name; empty for
+  // backbones that are not Sequential (their inner shapes are not observable from TorchScript).
+  std::vector<std::pair<std::string, std::vector<int64_t>>> layer_output_shapes(int64_t size);
   int64_t sequential_length() const;
   at::Tensor forward_range(const at::Tensor& x, int64_t begin, int64_t end);  // children [begin, end)
 

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tlc/metrics.h"
 #include "tlc/model_file.h"
 #include "tlc/trainer.h"
 
@@ -23,6 +24,8 @@ struct TrainRunOptions {
   int threads = 0;                 // decoding threads, 0 = all cores
   int64_t max_pixels = 100'000'000;
   int64_t memory_budget_mb = 4096;  // decoded images kept in RAM up to this size
+  int verbosity = 1;                // 0: quiet (results only), 1: normal, 2: verbose (every skipped file)
+  bool progress = true;             // progress bars on a terminal, periodic lines elsewhere
 };
 
 struct TrainRunResult {
@@ -52,6 +55,8 @@ struct FinetuneRunOptions {
   int threads = 0;
   bool strict = false;
   int64_t memory_budget_mb = 4096;
+  int verbosity = 1;
+  bool progress = true;
 };
 
 // Continues a saved run with a fine-tuning phase; the epoch count goes on from the run's history.
@@ -71,6 +76,32 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
 // "This image seems 97% dog, and 3% cat." for two classes; for more, the top-k as "Sneaker 91%, Bag 5%, ...".
 std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k);
 std::string format_percent(double p);
+
+struct EvaluateOptions {
+  std::string model_path;
+  std::string data_dir;  // empty: the test split listed in splits.csv beside the model
+  std::string out_dir;   // where confusion.png and misclassified.csv go (default: beside the model)
+  int top_k = 3;
+  int64_t batch_size = 32;
+  int threads = 0;
+};
+
+struct Misclassified {
+  std::string path, true_label, predicted_label;
+  double probability = 0;  // of the predicted class
+};
+
+struct EvaluateResult {
+  std::vector<std::string> classes;
+  Evaluation eval;
+  std::vector<Misclassified> misclassified;
+  std::vector<SkippedFile> skipped;
+  std::string source;  // what was evaluated
+  std::string confusion_png, misclassified_csv;
+};
+
+// Scores a saved model on a folder (or its run's test split): metrics, confusion.png, misclassified.csv.
+EvaluateResult run_evaluate(const EvaluateOptions& opt);
 
 struct BenchOptions {
   std::string backbone_path;  // empty: skip the backbone figure

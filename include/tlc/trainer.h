@@ -111,6 +111,10 @@ class TransferClassifier {
   const Preprocess& preprocess() const { return pre_; }
   c10::Device device() const { return device_; }
 
+  // Progress of long loops (feature extraction, each epoch's steps): label, done, total.
+  using ProgressFn = std::function<void(const std::string&, int64_t, int64_t)>;
+  void set_progress(ProgressFn fn) { progress_ = std::move(fn); }
+
   // One training step of the head on a normalized batch (labels on any device): the mean loss and the
   // logits it was computed from. Exposed for the parity tests.
   struct StepResult {
@@ -128,6 +132,7 @@ class TransferClassifier {
   c10::Device device_;
   Head head_{nullptr};
   at::Tensor class_weights_;
+  ProgressFn progress_;
 
   struct Phase;
   struct Resume;

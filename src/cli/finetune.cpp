@@ -25,6 +25,8 @@ void setup_finetune(CLI::App& app, int* exit_code) {
   sub->add_option("--memory-budget-mb", opt->memory_budget_mb, "Keep decoded images in RAM up to this many MiB")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_flag("--strict", opt->strict, "Stop with an error on the first undecodable image instead of skipping it");
+  sub->add_flag_function("--no-progress", [opt](int64_t) { opt->progress = false; },
+                         "No progress bars or periodic progress lines");
   add_training_flags(sub, opt->train);
   sub->callback([opt, exit_code] {
     run_finetune(*opt, std::cout);

@@ -29,6 +29,7 @@ int main(int argc, char** argv) {
   int exit_code = 0;
   tlc::cli::setup_train(app, &exit_code);
   tlc::cli::setup_finetune(app, &exit_code);
+  tlc::cli::setup_evaluate(app, &exit_code);
   tlc::cli::setup_predict(app, &exit_code);
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);

@@ -1,8 +1,13 @@
 #include <nlohmann/json.hpp>
 
+#include <ATen/ATen.h>
+
+#include <algorithm>
 #include <iostream>
 
 #include "commands.h"
+#include "tlc/image_io.h"
+#include "tlc/plots.h"
 #include "tlc/run.h"
 
 namespace tlc::cli {
@@ -13,6 +18,8 @@ struct PredictOptions {
   std::vector<std::string> inputs;
   int top_k = 3;
   bool json = false;
+  bool csv = false;
+  std::string show;
   int64_t batch_size = 32;
   int threads = 0;
 };
@@ -23,6 +30,11 @@ int run_predict(const PredictOptions& o) {
   std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads);
   int failed = 0;
   nlohmann::json out = nlohmann::json::array();
+  if (o.csv) {
+    std::cout << "path,label,probability";
+    for (const auto& c : classes) std::cout << "," << c;
+    std::cout << "\n";
+  }
   for (const auto& p : preds) {
     if (!p.ok) {
       ++failed;
@@ -30,7 +42,18 @@ int run_predict(const PredictOptions& o) {
       if (o.json) out.push_back({{"path", p.path}, {"error", p.error}});
       continue;
     }
-    if (o.json) {
+    if (o.csv) {
+      size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
+      std::string path = p.path;
+      if (path.find_first_of(",\"") != std::string::npos) {
+        std::string q = "\"";
+        for (char ch : path) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
+        path = q + "\"";
+      }
+      std::cout << path << "," << classes[best] << "," << p.probabilities[best];
+      for (float v : p.probabilities) std::cout << "," << v;
+      std::cout << "\n";
+    } else if (o.json) {
       std::vector<size_t> order(p.probabilities.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
       std::stable_sort(order.begin(), order.end(),
@@ -46,6 +69,25 @@ int run_predict(const PredictOptions& o) {
     }
   }
   if (o.json) std::cout << out.dump(2) << "\n";
+  if (!o.show.empty()) {
+    // A contact sheet of the classified images with their predicted label and probability.
+    std::vector<at::Tensor> tiles;
+    std::vector<std::string> captions;
+    DecodeOptions dopt;
+    dopt.size = 160;
+    for (const auto& p : preds) {
+      if (!p.ok) continue;
+      at::Tensor img = at::empty({160, 160, 3}, at::kByte);
+      if (!load_resized(p.path, img.data_ptr<uint8_t>(), dopt).ok) continue;
+      size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
+      tiles.push_back(img);
+      captions.push_back(classes[best] + " " + format_percent(p.probabilities[best]));
+    }
+    if (!tiles.empty()) {
+      write_contact_sheet(at::stack(tiles), captions, o.show);
+      std::cerr << "contact sheet: " << o.show << std::endl;
+    }
+  }
   if (preds.empty()) {
     std::cerr << "tlc: error: no image files found in the given paths" << std::endl;
     return 1;
@@ -68,7 +110,9 @@ void setup_predict(CLI::App& app, int* exit_code) {
   sub->add_option("images", o->inputs, "Image files or folders (searched recursively)")->required();
   sub->add_option("--top-k", o->top_k, "How many classes to show for more than two classes")
       ->capture_default_str()->check(CLI::Range(1, 1000));
-  sub->add_flag("--json", o->json, "Print a JSON array (path, label, top, probabilities) instead of sentences");
+  auto* json = sub->add_flag("--json", o->json, "Print a JSON array (path, label, top, probabilities) instead of sentences");
+  sub->add_flag("--csv", o->csv, "Print CSV: path,label,probability, then one column per class")->excludes(json);
+  sub->add_option("--show", o->show, "Also write a contact sheet PNG of the images with their predicted labels");
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });

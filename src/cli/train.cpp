@@ -120,6 +120,12 @@ void setup_train(CLI::App& app, int* exit_code) {
   sub->add_option("--memory-budget-mb", opt->memory_budget_mb,
                   "Keep decoded images in RAM up to this many MiB; beyond it they are decoded again each epoch")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_flag_function("--quiet", [opt](int64_t) { opt->verbosity = 0; },
+                         "Print only the results (test accuracy, where the model went) and errors");
+  sub->add_flag_function("--verbose", [opt](int64_t) { opt->verbosity = 2; },
+                         "Also list every skipped file and decoder warning on the terminal");
+  sub->add_flag_function("--no-progress", [opt](int64_t) { opt->progress = false; },
+                         "No progress bars or periodic progress lines");
   sub->add_flag("--strict", opt->strict, "Stop with an error on the first undecodable image instead of skipping it");
   sub->callback([opt, resume, exit_code] { *exit_code = run_train(*opt, *resume); });
 }

@@ -215,6 +215,21 @@ int64_t Backbone::first_trainable_child() const {
   return k;  // nothing trains: the whole body is prefix
 }
 
+std::vector<std::pair<std::string, std::vector<int64_t>>> Backbone::layer_output_shapes(int64_t size) {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  torch::jit::Module body;
+  std::string prefix;
+  if (!sequential_body(module_, body, prefix)) return out;
+  torch::NoGradGuard ng;
+  at::Tensor y = at::zeros({1, 3, size, size});
+  for (const auto& nm : body.named_children()) {
+    torch::jit::Module child = nm.value;
+    y = child.forward({y}).toTensor();
+    out.push_back({prefix + nm.name, y.sizes().vec()});
+  }
+  return out;
+}
+
 at::Tensor Backbone::forward_range(const at::Tensor& x, int64_t begin, int64_t end) {
   torch::jit::Module body;
   std::string prefix;

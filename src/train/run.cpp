@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "tlc/error.h"
+#include "tlc/plots.h"
+#include "tlc/progress.h"
 #include "tlc/run.h"
 #include "tlc/util.h"
 
@@ -42,6 +44,38 @@ std::string counts_text(const std::vector<ImageItem>& items, const std::vector<s
 }
 
 std::string path_in(const std::string& dir, const char* name) { return (fs::path(dir) / name).string(); }
+
+// A stream that drops everything (--quiet).
+struct NullBuffer : std::streambuf {
+  int overflow(int c) override { return c; }
+};
+
+// Routes the trainer's progress reports to one Progress display at a time.
+class ProgressSink {
+ public:
+  ProgressSink(std::ostream& out, bool enabled) : out_(out), enabled_(enabled), tty_(stdout_is_terminal()) {}
+  ~ProgressSink() { close(); }
+  void operator()(const std::string& label, int64_t done, int64_t total) {
+    if (!enabled_) return;
+    if (!bar_ || label != label_) {
+      close();
+      label_ = label;
+      bar_ = std::make_unique<Progress>(out_, tty_, label, total);
+    }
+    bar_->update(done);
+    if (done >= total) close();
+  }
+  void close() {
+    if (bar_) bar_->finish();
+    bar_.reset();
+  }
+
+ private:
+  std::ostream& out_;
+  bool enabled_, tty_;
+  std::string label_;
+  std::unique_ptr<Progress> bar_;
+};
 
 // The images of a run: listed, split and decoded, with everything that was skipped.
 struct PreparedData {
@@ -91,7 +125,7 @@ PreparedData prepare_data(const DataSpec& d, ImageFolder folder) {
   return p;
 }
 
-void report_data(const PreparedData& p, const std::string& out_dir, uint64_t seed, std::ostream& log) {
+void report_data(const PreparedData& p, const std::string& out_dir, uint64_t seed, std::ostream& log, int verbosity = 1) {
   std::ostringstream tsv;
   tsv << "path\treason\n";
   for (const auto& f : p.report.broken) tsv << f.path << "\tundecodable: " << f.reason << "\n";
@@ -101,15 +135,19 @@ void report_data(const PreparedData& p, const std::string& out_dir, uint64_t see
   write_file_atomic(path_in(out_dir, "skipped_files.tsv"), tsv.str());
   if (!p.report.broken.empty()) {
     log << "  skipped " << p.report.broken.size() << " undecodable file(s):\n";
-    for (size_t i = 0; i < p.report.broken.size() && i < 10; ++i)
+    const size_t shown = verbosity >= 2 ? p.report.broken.size() : 10;
+    for (size_t i = 0; i < p.report.broken.size() && i < shown; ++i)
       log << "    " << p.report.broken[i].path << ": " << p.report.broken[i].reason << "\n";
-    if (p.report.broken.size() > 10) log << "    ... and " << p.report.broken.size() - 10 << " more\n";
+    if (p.report.broken.size() > shown) log << "    ... and " << p.report.broken.size() - 10 << " more\n";
     log << "    (all listed in " << path_in(out_dir, "skipped_files.tsv") << ")\n";
   }
   const size_t ignored = p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size();
   if (ignored > 0) log << "  ignored " << ignored << " non-image or stray file(s) (listed in skipped_files.tsv)\n";
-  if (!p.report.warnings.empty())
+  if (!p.report.warnings.empty()) {
     log << "  " << p.report.warnings.size() << " image(s) decoded with warnings and used (listed in skipped_files.tsv)\n";
+    if (verbosity >= 2)
+      for (const auto& w : p.report.warnings) log << "    " << w.path << ": " << w.reason << "\n";
+  }
   const auto& cl = p.folder.classes;
   log << "  split (seed " << seed << "): train " << counts_text(p.train.items(), cl) << "\n"
       << "                 val " << counts_text(p.val.items(), cl) << "\n"
@@ -248,13 +286,17 @@ void finish_run(TransferClassifier& clf, const PreparedData& p, const std::strin
   res.model_path = path_in(out_dir, "model.pt");
   clf.save(res.model_path);
   write_file_atomic(path_in(out_dir, "history.csv"), history_csv(res.history));
+  if (!res.history.empty()) plot_curves(res.history, path_in(out_dir, "curves.png"));
   write_file_atomic(path_in(out_dir, "metrics.json"), metrics_json(res, p).dump(2) + "\n");
 }
 
 }  // namespace
 
-TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
+TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
   TrainRunResult res;
+  NullBuffer null_buf;
+  std::ostream null_stream(&null_buf);
+  std::ostream& log = opt.verbosity == 0 ? null_stream : out;  // --quiet: results only, on `out`
   // Everything that can be checked before the long work is checked first.
   if (opt.image_size < 8 || opt.image_size > 4096) throw Error("--image-size must be between 8 and 4096");
   if (opt.train.epochs < 0) throw Error("--epochs must be >= 0");
@@ -289,6 +331,8 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
     throw Error(opt.out_dir + " holds an interrupted run (checkpoint.pt); continue it with `tlc train --resume " +
                 opt.out_dir + "`, or delete checkpoint.pt / choose another --out to start afresh");
   TransferClassifier clf(std::move(backbone), folder.classes, pre, topt);
+  ProgressSink sink(out, opt.progress && opt.verbosity > 0);
+  clf.set_progress([&sink](const std::string& l, int64_t d, int64_t n) { sink(l, d, n); });
   const auto& t = opt.train;
   log << "tlc train: " << folder.root << "\n";
   if (!folder.layout_note.empty()) log << "  layout: " << folder.layout_note << "\n";
@@ -309,7 +353,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
   PreparedData p = prepare_data(d, std::move(folder));
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
-  report_data(p, opt.out_dir, t.seed, log);
+  report_data(p, opt.out_dir, t.seed, log, opt.verbosity);
 
   // The configuration is written before training, so that an interrupted run can be resumed from it.
   json config = {
@@ -351,10 +395,13 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log) {
                                             .dump(2) + "\n");
   }
   const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
-  res.history = clf.fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) { log_epoch(log, s, last); });
-  finish_run(clf, p, opt.out_dir, res, log);
+  res.history = clf.fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) {
+    sink.close();
+    log_epoch(log, s, last);
+  });
+  finish_run(clf, p, opt.out_dir, res, out);
   fs::remove(topt.checkpoint);  // the run is complete: model.pt is the result
-  log << "model saved to " << res.model_path << "\n";
+  out << "model saved to " << res.model_path << " (curves: " << path_in(opt.out_dir, "curves.png") << ")\n";
   return res;
 }
 
@@ -402,6 +449,8 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
   t.fine_tune_lr = opt.fine_tune_lr;
   if (cfg.contains("training")) t.dropout = cfg["training"].value("dropout", 0.0);
   TransferClassifier clf = TransferClassifier::load(model_path, t);
+  ProgressSink sink(log, opt.progress);
+  clf.set_progress([&sink](const std::string& l, int64_t d, int64_t n) { sink(l, d, n); });
   if (opt.fine_tune_layers > clf.backbone().layers_with_parameters()) clf.backbone().unfreeze_last(opt.fine_tune_layers);
 
   DataSpec d;
@@ -439,7 +488,11 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
   log << "before fine-tuning (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss)
       << ", acc " << fmt(res.initial_val.acc) << "\n";
   auto more = clf.fine_tune(p.train, p.val.size() > 0 ? &p.val : nullptr,
-                            [&](const EpochStats& s) { log_epoch(log, s, first + t.fine_tune_epochs - 1); }, first);
+                            [&](const EpochStats& s) {
+                              sink.close();
+                              log_epoch(log, s, first + t.fine_tune_epochs - 1);
+                            },
+                            first);
   res.history = before;
   res.history.insert(res.history.end(), more.begin(), more.end());
   finish_run(clf, p, out, res, log);

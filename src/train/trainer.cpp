@@ -299,7 +299,10 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   auto extract = [&](const ImageSet& set, bool flipped) {
     torch::NoGradGuard ng;
     std::vector<at::Tensor> parts;
+    const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
+                              (flipped ? " (flipped)" : "");
     for (int64_t b0 = 0; b0 < set.size(); b0 += opt_.batch_size) {
+      if (progress_) progress_(label, b0, set.size());
       std::vector<int64_t> idx;
       for (int64_t i = b0; i < std::min(set.size(), b0 + opt_.batch_size); ++i) idx.push_back(i);
       at::Tensor flip_mask = flipped ? at::ones({static_cast<int64_t>(idx.size())}, at::kByte) : at::Tensor();
@@ -308,6 +311,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
                                                : backbone_.forward_range(x, 0, ph.split));
     }
+    if (progress_) progress_(label, set.size(), set.size());
     return at::cat(parts);
   };
   if (ph.kind != Phase::none) {
@@ -508,6 +512,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       loss_sum += l * static_cast<double>(idx.size());
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       seen += static_cast<int64_t>(idx.size());
+      if (progress_) progress_("epoch " + std::to_string(epoch), static_cast<int64_t>(b0 + idx.size()), train.size());
       if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();
       if (interrupt_requested()) {
         save_checkpoint(e, step + 1, loss_sum, correct, seen);

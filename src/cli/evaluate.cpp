@@ -1,0 +1,75 @@
+#include <nlohmann/json.hpp>
+
+#include <iomanip>
+#include <iostream>
+
+#include "commands.h"
+#include "tlc/run.h"
+
+namespace tlc::cli {
+namespace {
+
+int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
+  EvaluateResult r = run_evaluate(o);
+  const auto& e = r.eval;
+  if (json) {
+    nlohmann::json per = nlohmann::json::array();
+    for (size_t c = 0; c < r.classes.size(); ++c)
+      per.push_back({{"class", r.classes[c]}, {"precision", e.precision[c]}, {"recall", e.recall[c]}, {"f1", e.f1[c]},
+                     {"support", e.support[c]}});
+    nlohmann::json skipped = nlohmann::json::array();
+    for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+    std::cout << nlohmann::json{{"source", r.source},
+                                {"count", e.count},
+                                {"loss", e.loss},
+                                {"accuracy", e.accuracy},
+                                {"top_k", e.top_k},
+                                {"top_k_accuracy", e.top_k_accuracy},
+                                {"classes", r.classes},
+                                {"per_class", per},
+                                {"confusion", e.confusion},
+                                {"misclassified", r.misclassified.size()},
+                                {"skipped", skipped},
+                                {"confusion_png", r.confusion_png},
+                                {"misclassified_csv", r.misclassified_csv}}
+                     .dump(2)
+              << "\n";
+    return 0;
+  }
+  std::cout << "tlc evaluate: " << o.model_path << " on " << r.source << "\n";
+  if (!r.skipped.empty()) std::cout << "  skipped " << r.skipped.size() << " file(s) that are not usable images\n";
+  std::cout << std::fixed << std::setprecision(4) << "images: " << e.count << "\nloss: " << e.loss
+            << "\naccuracy: " << e.accuracy << "\ntop-" << e.top_k << " accuracy: " << e.top_k_accuracy << "\n\n";
+  size_t w = 10;
+  for (const auto& c : r.classes) w = std::max(w, c.size() + 2);
+  std::cout << std::left << std::setw(static_cast<int>(w)) << "class" << std::right << std::setw(10) << "precision"
+            << std::setw(10) << "recall" << std::setw(10) << "f1" << std::setw(10) << "support" << "\n";
+  for (size_t c = 0; c < r.classes.size(); ++c)
+    std::cout << std::left << std::setw(static_cast<int>(w)) << r.classes[c] << std::right << std::setw(10)
+              << e.precision[c] << std::setw(10) << e.recall[c] << std::setw(10) << e.f1[c] << std::setw(10)
+              << e.support[c] << "\n";
+  std::cout << "\n" << confusion_table(e, r.classes) << "\nconfusion matrix: " << r.confusion_png << "\n"
+            << r.misclassified.size() << " misclassified: " << r.misclassified_csv << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void setup_evaluate(CLI::App& app, int* exit_code) {
+  auto o = std::make_shared<EvaluateOptions>();
+  auto json = std::make_shared<bool>(false);
+  CLI::App* sub = app.add_subcommand(
+      "evaluate", "Score a trained model on labelled images: loss, accuracy, top-k accuracy, per-class "
+                  "precision/recall/F1, the confusion matrix (table and confusion.png) and misclassified.csv.");
+  sub->add_option("model", o->model_path, "model.pt written by `tlc train`")->required();
+  sub->add_option("data_dir", o->data_dir,
+                  "Folder with one sub-folder per class (default: the run's own test split, from splits.csv)");
+  sub->add_option("--out", o->out_dir, "Where to write confusion.png and misclassified.csv (default: beside the model)");
+  sub->add_option("--top-k", o->top_k, "k of the top-k accuracy")->capture_default_str()->check(CLI::Range(1, 1000));
+  sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
+  sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_flag("--json", *json, "Print the results as JSON");
+  sub->callback([o, json, exit_code] { *exit_code = run_evaluate_cmd(*o, *json); });
+}
+
+}  // namespace tlc::cli

@@ -1,0 +1,100 @@
+// `tlc evaluate`: a saved model scored on labelled images.
+#include <ATen/ATen.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "tlc/error.h"
+#include "tlc/plots.h"
+#include "tlc/run.h"
+#include "tlc/util.h"
+
+namespace fs = std::filesystem;
+
+namespace tlc {
+namespace {
+
+std::string csv_field(const std::string& s) {
+  if (s.find_first_of(",\"\n") == std::string::npos) return s;
+  std::string q = "\"";
+  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
+  return q + "\"";
+}
+
+// The test rows of a run's splits.csv ("split,label,path"; paths may contain commas: the rest of the line).
+std::vector<ImageItem> test_split_items(const std::string& splits, const std::vector<std::string>& classes) {
+  std::ifstream f(splits);
+  std::string line;
+  std::getline(f, line);
+  std::vector<ImageItem> items;
+  while (std::getline(f, line)) {
+    auto a = line.find(','), b = line.find(',', a + 1);
+    if (a == std::string::npos || b == std::string::npos || line.substr(0, a) != "test") continue;
+    const std::string label = line.substr(a + 1, b - a - 1);
+    auto it = std::find(classes.begin(), classes.end(), label);
+    if (it == classes.end()) throw Error(splits + " names class '" + label + "', which the model does not have");
+    items.push_back({line.substr(b + 1), it - classes.begin()});
+  }
+  return items;
+}
+
+}  // namespace
+
+EvaluateResult run_evaluate(const EvaluateOptions& opt) {
+  ModelFile model = ModelFile::load(opt.model_path);
+  EvaluateResult r;
+  r.classes = model.meta().classes;
+  const std::string model_dir = fs::path(opt.model_path).parent_path().string();
+  std::vector<ImageItem> items;
+  if (!opt.data_dir.empty()) {
+    ImageFolder f = list_image_folder_with_classes(opt.data_dir, r.classes);
+    items = f.items;
+    r.skipped = f.ignored;
+    r.source = f.root;
+  } else {
+    const std::string splits = (fs::path(model_dir.empty() ? "." : model_dir) / "splits.csv").string();
+    if (!fs::exists(splits))
+      throw Error("no DATA_DIR given and no splits.csv beside " + opt.model_path +
+                  "; give a folder with one sub-folder per class to evaluate on");
+    items = test_split_items(splits, r.classes);
+    r.source = "the run's test split (" + splits + ")";
+  }
+  if (items.empty()) throw Error("nothing to evaluate: " + r.source + " holds no images");
+  DecodeOptions dopt;
+  dopt.size = static_cast<int>(model.meta().image_size);
+  ScanReport report;
+  ImageSet set = ImageSet::scan(items, dopt, opt.threads, int64_t{1} << 40, false, report);
+  r.skipped.insert(r.skipped.end(), report.broken.begin(), report.broken.end());
+  if (set.size() == 0) throw Error("none of the " + std::to_string(items.size()) + " images could be decoded");
+  std::vector<at::Tensor> parts;
+  std::vector<int64_t> labels;
+  for (int64_t b0 = 0; b0 < set.size(); b0 += opt.batch_size) {
+    std::vector<int64_t> idx;
+    for (int64_t i = b0; i < std::min(set.size(), b0 + opt.batch_size); ++i) idx.push_back(i);
+    parts.push_back(model.predict_proba(set.batch(idx)));
+  }
+  for (const auto& it : set.items()) labels.push_back(it.label);
+  at::Tensor probs = at::cat(parts).contiguous();
+  r.eval = evaluate_probabilities(probs, labels, opt.top_k);
+  auto a = probs.accessor<float, 2>();
+  for (int64_t i = 0; i < set.size(); ++i) {
+    int64_t pred = probs[i].argmax().item<int64_t>();
+    if (pred != labels[i])
+      r.misclassified.push_back({set.items()[i].path, r.classes[labels[i]], r.classes[pred], a[i][pred]});
+  }
+  const std::string out = opt.out_dir.empty() ? (model_dir.empty() ? "." : model_dir) : opt.out_dir;
+  fs::create_directories(out);
+  r.confusion_png = (fs::path(out) / "confusion.png").string();
+  r.misclassified_csv = (fs::path(out) / "misclassified.csv").string();
+  plot_confusion(r.eval, r.classes, r.confusion_png);
+  std::ostringstream csv;
+  csv << "path,true_label,predicted_label,probability\n";
+  for (const auto& m : r.misclassified)
+    csv << csv_field(m.path) << "," << csv_field(m.true_label) << "," << csv_field(m.predicted_label) << ","
+        << m.probability << "\n";
+  write_file_atomic(r.misclassified_csv, csv.str());
+  return r;
+}
+
+}  // namespace tlc
