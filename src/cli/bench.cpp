@@ -16,7 +16,7 @@ int run_bench_cmd(const BenchOptions& o, bool json) {
   if (json) {
     nlohmann::json out = nlohmann::json::array();
     for (const auto& f : figs) out.push_back({{"name", f.name}, {"value", f.value}, {"unit", f.unit}, {"detail", f.detail}});
-    std::cout << out.dump(2) << "\n";
+    std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
     return 0;
   }
   std::cout << std::left << std::setw(16) << "figure" << std::right << std::setw(14) << "value" << "  "

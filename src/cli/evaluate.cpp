@@ -32,7 +32,7 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                                 {"skipped", skipped},
                                 {"confusion_png", r.confusion_png},
                                 {"misclassified_csv", r.misclassified_csv}}
-                     .dump(2)
+                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return 0;
   }

@@ -68,7 +68,7 @@ int run_predict(const PredictOptions& o) {
       std::cout << p.path << ": " << describe_prediction(p.probabilities, classes, o.top_k) << "\n";
     }
   }
-  if (o.json) std::cout << out.dump(2) << "\n";
+  if (o.json) std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
   if (!o.show.empty()) {
     // A contact sheet of the classified images with their predicted label and probability.
     std::vector<at::Tensor> tiles;

@@ -2,6 +2,7 @@
 // continuation of a run folder with a fine-tuning phase.
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -149,6 +150,12 @@ void report_data(const PreparedData& p, const std::string& out_dir, uint64_t see
       for (const auto& w : p.report.warnings) log << "    " << w.path << ": " << w.reason << "\n";
   }
   const auto& cl = p.folder.classes;
+  // Very unbalanced classes: say so, and name the remedy.
+  auto counts = count_per_class(p.train.items(), static_cast<int64_t>(cl.size()));
+  const int64_t most = *std::max_element(counts.begin(), counts.end()), least = *std::min_element(counts.begin(), counts.end());
+  if (least > 0 && most >= 10 * least)
+    log << "  warning: classes are very unbalanced (" << most << " vs " << least
+        << " training images); consider --class-weights auto\n";
   log << "  split (seed " << seed << "): train " << counts_text(p.train.items(), cl) << "\n"
       << "                 val " << counts_text(p.val.items(), cl) << "\n"
       << "                 test " << counts_text(p.test.items(), cl) << "\n";
@@ -287,7 +294,7 @@ void finish_run(TransferClassifier& clf, const PreparedData& p, const std::strin
   clf.save(res.model_path);
   write_file_atomic(path_in(out_dir, "history.csv"), history_csv(res.history));
   if (!res.history.empty()) plot_curves(res.history, path_in(out_dir, "curves.png"));
-  write_file_atomic(path_in(out_dir, "metrics.json"), metrics_json(res, p).dump(2) + "\n");
+  write_file_atomic(path_in(out_dir, "metrics.json"), metrics_json(res, p).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 }
 
 }  // namespace
@@ -378,7 +385,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
       {"threads", opt.threads},
       {"memory_budget_mb", opt.memory_budget_mb},
   };
-  if (!topt.resume) write_file_atomic(path_in(opt.out_dir, "config.json"), config.dump(2) + "\n");
+  if (!topt.resume) write_file_atomic(path_in(opt.out_dir, "config.json"), config.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
 
   const std::string metrics_path = path_in(opt.out_dir, "metrics.json");
   if (topt.resume && fs::exists(metrics_path)) {
@@ -392,7 +399,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
         << fmt(res.initial_val.acc) << "\n" << std::flush;
     write_file_atomic(metrics_path, json{{"status", "running"},
                                          {"initial", {{"loss", num(res.initial_val.loss)}, {"acc", num(res.initial_val.acc)}}}}
-                                            .dump(2) + "\n");
+                                            .dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   }
   const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
   res.history = clf.fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) {
@@ -498,7 +505,7 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
   finish_run(clf, p, out, res, log);
   cfg["finetune"] = {{"fine_tune_layers", t.fine_tune_layers}, {"fine_tune_epochs", t.fine_tune_epochs},
                      {"fine_tune_lr", t.fine_tune_lr}, {"from", opt.run_dir}, {"created", now_iso8601()}};
-  write_file_atomic(path_in(out, "config.json"), cfg.dump(2) + "\n");
+  write_file_atomic(path_in(out, "config.json"), cfg.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n");
   log << "model saved to " << res.model_path << "\n";
   return res;
 }

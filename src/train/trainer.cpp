@@ -424,7 +424,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
                          {"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
                          {"best_loss", std::isfinite(best_loss) ? nlohmann::json(best_loss) : nlohmann::json(nullptr)},
                          {"since_best", since_best}, {"history", hist}};
-    const std::string js = st.dump();
+    const std::string js = st.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
     torch::serialize::OutputArchive ar;
     ar.write("state", at::from_blob(const_cast<char*>(js.data()), {static_cast<int64_t>(js.size())}, at::kByte).clone());
     for (size_t i = 0; i < params.size(); ++i) ar.write("param." + std::to_string(i), params[i].detach().cpu());
