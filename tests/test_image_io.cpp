@@ -136,3 +136,19 @@ TEST(ImageIO, RefusesImagesAboveThePixelLimit) {
   EXPECT_FALSE(st.ok);
   EXPECT_NE(st.error.find("--max-pixels"), std::string::npos);
 }
+
+TEST(ImageIO, FuzzRegressionsDecodeToErrorsNotCrashes) {
+  // Inputs that once crashed the decoder (tests/fuzz/regressions, found by scripts/fuzz.sh).
+  int n = 0;
+  for (auto& e : fs::directory_iterator(source("tests/fuzz/regressions"))) {
+    std::vector<uint8_t> bytes;
+    ASSERT_TRUE(tlc::read_file_bytes(e.path().string(), bytes, nullptr));
+    std::vector<uint8_t> out(32 * 32 * 3);
+    tlc::DecodeOptions o;
+    o.size = 32;
+    auto st = tlc::decode_resized(bytes.data(), bytes.size(), out.data(), o);
+    EXPECT_FALSE(st.ok) << e.path();
+    ++n;
+  }
+  EXPECT_GE(n, 1);
+}

@@ -4,7 +4,9 @@
 
 #include <cerrno>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
+#include <utility>
 #include <filesystem>
 #include <memory>
 #include <opencv2/core.hpp>
@@ -138,9 +140,51 @@ bool png_is_complete(const uint8_t* d, std::size_t n) {
   return false;
 }
 
+bool is_bmp(const uint8_t* d, std::size_t n) { return n >= 26 && d[0] == 'B' && d[1] == 'M'; }
+bool is_webp(const uint8_t* d, std::size_t n) {
+  return n >= 16 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0;
+}
+
+// Width and height from the header, without decoding, so that the pixel limit holds before any
+// allocation (found by fuzzing: a 62-byte BMP header asking for gigabytes). 0x0 when not known.
+std::pair<int64_t, int64_t> header_size(const uint8_t* d, std::size_t n) {
+  if (is_png(d, n) && n >= 24) return {rd32(d + 16, false), rd32(d + 20, false)};
+  if (is_bmp(d, n)) {
+    const uint32_t hdr = rd32(d + 14, true);
+    if (hdr == 12) return {rd16(d + 18, true), rd16(d + 20, true)};  // OS/2 BITMAPCOREHEADER
+    const int32_t w = static_cast<int32_t>(rd32(d + 18, true)), h = static_cast<int32_t>(rd32(d + 22, true));
+    return {std::llabs(w), std::llabs(h)};
+  }
+  if (is_webp(d, n) && n >= 30) {
+    if (std::memcmp(d + 12, "VP8X", 4) == 0)
+      return {1 + (d[24] | d[25] << 8 | d[26] << 16), 1 + (d[27] | d[28] << 8 | d[29] << 16)};
+    if (std::memcmp(d + 12, "VP8L", 4) == 0 && n >= 25) {
+      const uint32_t b = d[21] | d[22] << 8 | d[23] << 16 | uint32_t(d[24]) << 24;
+      return {1 + (b & 0x3FFF), 1 + ((b >> 14) & 0x3FFF)};
+    }
+    if (std::memcmp(d + 12, "VP8 ", 4) == 0) return {rd16(d + 26, true) & 0x3FFF, rd16(d + 28, true) & 0x3FFF};
+  }
+  return {0, 0};
+}
+
 bool decode_other(const uint8_t* d, std::size_t n, const DecodeOptions& opt, cv::Mat& out, DecodeStatus& st) {
+  // Only the formats tlc reads go to OpenCV: imdecode would otherwise try every codec it was built with
+  // (DICOM, TIFF, JPEG 2000, OpenEXR, ...), and some of them abort the process on malformed input (found by
+  // fuzzing: GDCM's assertion on a buffer with "DICM" at offset 128).
+  if (!is_jpeg(d, n) && !is_png(d, n) && !is_bmp(d, n) && !is_webp(d, n)) {
+    st.error = "not a JPEG, PNG, BMP or WebP image (unknown format or corrupt header)";
+    return false;
+  }
   if (is_png(d, n) && !png_is_complete(d, n)) {
     st.error = "truncated PNG (the data ends before the IEND chunk)";
+    return false;
+  }
+  const auto [hw, hh] = header_size(d, n);
+  if (hw * hh > opt.max_pixels) {
+    st.width = static_cast<int>(std::min<int64_t>(hw, INT32_MAX));
+    st.height = static_cast<int>(std::min<int64_t>(hh, INT32_MAX));
+    st.error = "image is " + std::to_string(hw) + "x" + std::to_string(hh) + ", above the limit of " +
+               std::to_string(opt.max_pixels) + " pixels (raise --max-pixels if it is genuine)";
     return false;
   }
   cv::Mat raw;
