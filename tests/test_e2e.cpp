@@ -125,6 +125,8 @@ TEST(EndToEnd, RealVgg16ArchitectureWithRandomWeights) {
 
 TEST(EndToEnd, PretrainedEfficientNetBeatsRandomWeightsOnFashionMnist) {
   // Real transfer learning: the same frozen architecture and head, ImageNet weights vs random weights.
+  if (!TLC_TEST_EFFNET)
+    GTEST_SKIP() << "built with TLC_TEST_EFFNET=OFF (no efficientnet packages on this machine, e.g. the GPU machine)";
   auto train = [&](const std::string& backbone, const std::string& out) {
     auto r = run_command(tlc_cmd("train " + q(source("data/fashion_mnist_sample")) + " --backbone " + q(test_model(backbone)) +
                              " --out " + q(out) + " --image-size 64 --epochs 8 --optimizer adam --lr 0.001 "

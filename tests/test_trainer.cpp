@@ -211,3 +211,23 @@ TEST(Trainer, ClassWeightsChangeTheLoss) {
   EXPECT_TRUE(std::isfinite(weighted));
   EXPECT_GT(std::abs(plain - weighted), 1e-4);
 }
+
+TEST(Trainer, Bf16FrozenBackboneStaysCloseToFp32AndKeepsTheSavedModelFp32) {
+  auto d = make_data();
+  auto o = base_options();
+  o.dropout = 0;
+  o.precision = "fp32";
+  auto a = make(o);
+  o.precision = "bf16";  // forced on the CPU too
+  auto b = make(o);
+  EXPECT_EQ(b.backbone().frozen_dtype(), at::kBFloat16);
+  auto x = a.normalize_batch(d->train.batch({0, 1, 2, 3}));
+  auto fa = a.backbone().pooled_features(x), fb = b.backbone().pooled_features(x);
+  EXPECT_EQ(fb.scalar_type(), at::kFloat);
+  const double rel = ((fa - fb).norm() / fa.norm()).item<double>();
+  EXPECT_LT(rel, 2e-2);   // bf16 operands: 1e-3 .. 1e-2 expected
+  EXPECT_GT(rel, 0.0);    // and it really ran in bf16
+  b.fit(d->train, &d->val);
+  for (const auto& p : b.backbone().module().parameters()) EXPECT_EQ(p.scalar_type(), at::kFloat);
+  EXPECT_THROW(make([] { auto o2 = base_options(); o2.precision = "fp8"; return o2; }()), tlc::Error);
+}

@@ -67,9 +67,17 @@ class Backbone {
 
   void to(const c10::Device& device);
 
+  // Reduced precision for the frozen forward passes (feature extraction, evaluation, prediction): a copy of
+  // the module in `dtype` runs on channels-last input and the output comes back as float32. Passes that
+  // train backbone parameters always run in float32. at::kFloat switches it off.
+  void set_frozen_dtype(at::ScalarType dtype);
+  at::ScalarType frozen_dtype() const { return frozen_dtype_; }
+
  private:
   torch::jit::Module module_;
   BackboneInfo info_;
+  at::ScalarType frozen_dtype_ = at::kFloat;
+  std::shared_ptr<torch::jit::Module> reduced_;  // module_ in frozen_dtype_, when not float32
 };
 
 std::string module_type_name(const torch::jit::Module& m);

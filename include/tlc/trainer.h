@@ -28,6 +28,9 @@ struct TrainOptions {
   uint64_t seed = 42;
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
   std::string augment = "none";  // none | flip (random horizontal flip per image per epoch)
+  // Frozen backbone passes: auto (bf16 on CUDA, fp32 on CPU), fp32, tf32 (CUDA matmul/conv in TF32), bf16.
+  // The head, its optimizer and every pass that trains backbone layers stay in fp32.
+  std::string precision = "auto";
 
   // Phase 2, fine-tuning: the last N layers with parameters train at fine_tune_lr (the head too, as in the
   // seeds, which recompile the whole model at a 10x lower rate) for fine_tune_epochs more epochs.

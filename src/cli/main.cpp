@@ -45,6 +45,10 @@ int main(int argc, char** argv) {
   } catch (const tlc::Error& e) {
     std::cerr << "tlc: error: " << e.what() << std::endl;
     return 1;
+  } catch (const c10::OutOfMemoryError& e) {
+    std::cerr << "tlc: error: out of GPU memory; use a smaller --batch-size (or --image-size, or --cache-memory-mb), "
+                 "or --device cpu" << std::endl;
+    return 1;
   } catch (const c10::Error& e) {
     std::string w = e.what_without_backtrace();
     std::cerr << "tlc: error: " << w.substr(0, w.find('\n')) << std::endl;

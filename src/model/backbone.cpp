@@ -126,7 +126,20 @@ int64_t Backbone::parameter_count() const {
 at::Tensor Backbone::forward(const at::Tensor& x) {
   if (any_trainable()) return module_.forward({x}).toTensor();
   torch::NoGradGuard ng;
+  if (reduced_) {
+    at::Tensor xr = x.to(frozen_dtype_).contiguous(at::MemoryFormat::ChannelsLast);
+    return reduced_->forward({xr}).toTensor().to(at::kFloat);
+  }
   return module_.forward({x}).toTensor();
+}
+
+void Backbone::set_frozen_dtype(at::ScalarType dtype) {
+  frozen_dtype_ = dtype;
+  reduced_.reset();
+  if (dtype == at::kFloat) return;
+  reduced_ = std::make_shared<torch::jit::Module>(module_.deepcopy());
+  reduced_->to(dtype);
+  reduced_->eval();
 }
 
 std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
@@ -246,6 +259,9 @@ at::Tensor Backbone::forward_range(const at::Tensor& x, int64_t begin, int64_t e
 
 at::Tensor Backbone::pooled_features(const at::Tensor& x) { return forward(x).mean({2, 3}); }
 
-void Backbone::to(const c10::Device& device) { module_.to(device); }
+void Backbone::to(const c10::Device& device) {
+  module_.to(device);
+  if (reduced_) reduced_->to(device);
+}
 
 }  // namespace tlc

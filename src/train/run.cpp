@@ -245,6 +245,7 @@ json train_options_json(const TrainOptions& t) {
           {"hidden", t.hidden},
           {"dropout", t.dropout},
           {"augment", t.augment},
+          {"precision", t.precision},
           {"fine_tune_layers", t.fine_tune_layers},
           {"fine_tune_epochs", t.fine_tune_epochs},
           {"fine_tune_lr", t.fine_tune_lr},
@@ -271,6 +272,7 @@ TrainOptions train_options_from_json(const json& j) {
   t.hidden = j.at("hidden");
   t.dropout = j.at("dropout");
   t.augment = j.at("augment");
+  t.precision = j.value("precision", "auto");
   t.fine_tune_layers = j.at("fine_tune_layers");
   t.fine_tune_epochs = j.at("fine_tune_epochs");
   t.fine_tune_lr = j.at("fine_tune_lr");

@@ -4,6 +4,7 @@
 #include <torch/nn/functional/loss.h>
 #include <torch/serialize.h>
 #include <torch/utils.h>
+#include <ATen/Context.h>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +52,8 @@ void check_options(const TrainOptions& o) {
   if (o.cache_features != "auto" && o.cache_features != "on" && o.cache_features != "off")
     throw Error("--cache-features must be auto, on or off");
   if (o.keep != "last" && o.keep != "best") throw Error("--keep must be last or best");
+  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
+    throw Error("--precision must be auto, fp32, tf32 or bf16");
   if (o.lr_schedule != "constant" && o.lr_schedule != "cosine" && o.lr_schedule != "step")
     throw Error("--lr-schedule must be constant, cosine or step");
   if (o.fine_tune_layers < 0 || o.fine_tune_epochs < 0) throw Error("fine-tuning layers and epochs must be >= 0");
@@ -152,6 +155,12 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
   head_ = Head(ho);
   backbone_.to(device_);
   head_->to(device_);
+  const std::string prec = opt_.precision == "auto" ? (device_.is_cuda() ? "bf16" : "fp32") : opt_.precision;
+  if (prec == "tf32") {
+    at::globalContext().setAllowTF32CuBLAS(true);
+    at::globalContext().setAllowTF32CuDNN(true);
+  }
+  if (prec == "bf16") backbone_.set_frozen_dtype(at::kBFloat16);
 }
 
 TransferClassifier TransferClassifier::load(const std::string& model_path, TrainOptions opt) {

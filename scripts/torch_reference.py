@@ -1,0 +1,71 @@
+#!/usr/bin/env python3
+"""PyTorch eager reference figures measured in the same run as `tlc bench`, for scripts/gpu_check.sh:
+device-to-device copy bandwidth, the torch op chain for normalization
+(x.permute(0,3,1,2).float().div(127.5).sub(1)), and frozen VGG16 conv base + GAP at batch B in bf16
+channels-last. Prints one JSON object. Usage: torch_reference.py --backbone vgg16.pt [--batch 256] [--size 160]
+[--device cuda|cpu] [--iters 20]"""
+import argparse
+import json
+import time
+
+import torch
+
+
+def timeit(fn, iters, device):
+    for _ in range(3):
+        fn()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        times = []
+        for _ in range(iters):
+            start.record()
+            fn()
+            end.record()
+            torch.cuda.synchronize()
+            times.append(start.elapsed_time(end) / 1e3)
+    else:
+        times = []
+        for _ in range(iters):
+            t0 = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--backbone", required=True)
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--size", type=int, default=160)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    ap.add_argument("--iters", type=int, default=20)
+    a = ap.parse_args()
+    dev = a.device
+    out = {"device": dev, "torch": torch.__version__, "batch": a.batch, "size": a.size}
+    if dev == "cuda":
+        out["gpu"] = torch.cuda.get_device_name()
+        big = torch.empty(1 << 28, dtype=torch.uint8, device=dev)  # 256 MiB
+        dst = torch.empty_like(big)
+        t = timeit(lambda: dst.copy_(big), a.iters, dev)
+        out["copy_GBps"] = 2 * big.numel() / t / 1e9
+    x = torch.randint(0, 256, (a.batch, a.size, a.size, 3), dtype=torch.uint8, device=dev)
+    t = timeit(lambda: x.permute(0, 3, 1, 2).float().div(127.5).sub(1), a.iters, dev)
+    out["torch_normalize_GBps"] = x.numel() * 5 / t / 1e9
+    m = torch.jit.load(a.backbone, map_location=dev).eval()
+    inp = (x.permute(0, 3, 1, 2).float() / 127.5 - 1).contiguous(memory_format=torch.channels_last)
+    with torch.no_grad():
+        if dev == "cuda":
+            mb = m.to(torch.bfloat16).to(memory_format=torch.channels_last)
+            xb = inp.to(torch.bfloat16)
+            t = timeit(lambda: mb(xb).mean([2, 3]), a.iters, dev)
+            out["backbone_bf16_cl_img_s"] = a.batch / t
+        else:
+            t = timeit(lambda: m(inp).mean([2, 3]), max(2, a.iters // 5), dev)
+            out["backbone_fp32_img_s"] = a.batch / t
+    print(json.dumps(out))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,73 @@
+// GPU checks (ctest label `gpu`): the CUDA normalize kernel against the CPU reference on awkward shapes, and
+// training on CUDA against training on the CPU. Each test skips itself, saying why, where no CUDA device is
+// visible; scripts/gpu_check.sh runs them on the GPU machine.
+#include <ATen/ATen.h>
+#include <torch/cuda.h>
+
+#include "test_util.h"
+#include "tlc/normalize.h"
+#include "tlc/trainer.h"
+
+using namespace tlc_test;
+
+namespace {
+
+bool have_cuda() { return torch::cuda::is_available() && tlc::normalize_has_cuda(); }
+
+}  // namespace
+
+TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
+  if (!have_cuda()) GTEST_SKIP() << "no CUDA device (or a build without TLC_WITH_CUDA): run scripts/gpu_check.sh on a GPU machine";
+  struct Shape { int64_t n, h, w; };
+  const Shape shapes[] = {{1, 1, 1}, {1, 7, 13}, {3, 31, 33}, {257, 5, 7}, {2, 160, 160}, {5, 1, 257}, {1, 255, 1}};
+  at::manual_seed(123);
+  for (auto s : shapes) {
+    auto u8 = at::randint(0, 256, {s.n, s.h, s.w, 3}, at::kByte);
+    auto flip = at::randint(0, 2, {s.n}, at::kByte);
+    for (auto mode : {tlc::NormalizeMode::minus1to1, tlc::NormalizeMode::imagenet, tlc::NormalizeMode::caffe}) {
+      auto spec = tlc::NormalizeSpec::from_mode(mode);
+      for (auto layout : {tlc::Layout::nchw, tlc::Layout::nhwc}) {
+        for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+          auto ref = tlc::normalize(u8, spec, dtype, layout, flip);
+          auto got = tlc::normalize(u8.cuda(), spec, dtype, layout, flip.cuda()).cpu();
+          ASSERT_EQ(got.sizes(), ref.sizes());
+          ASSERT_EQ(got.scalar_type(), ref.scalar_type());
+          // Both round the same fp32 fused multiply-add result: exact equality in every precision.
+          auto diff = (got.to(at::kFloat) - ref.to(at::kFloat)).abs();
+          auto worst = diff.flatten().argmax().item<int64_t>();
+          ASSERT_EQ(diff.flatten()[worst].item<float>(), 0.0f)
+              << "shape " << s.n << "x" << s.h << "x" << s.w << " mode " << tlc::to_string(mode) << " dtype "
+              << c10::toString(dtype) << " layout " << (layout == tlc::Layout::nchw ? "nchw" : "nhwc")
+              << ": first worst mismatch at flat index " << worst;
+          ASSERT_FALSE(got.isnan().any().item<bool>());
+        }
+      }
+    }
+  }
+}
+
+TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
+  if (!have_cuda()) GTEST_SKIP() << "no CUDA device: run scripts/gpu_check.sh on a GPU machine";
+  TempDir t;
+  make_dataset(t.path(), 3, 12, 16);
+  auto folder = tlc::list_image_folder(t.str());
+  tlc::DecodeOptions dopt;
+  dopt.size = 16;
+  tlc::ScanReport r;
+  auto set = tlc::ImageSet::scan(folder.items, dopt, 0, 1 << 30, false, r);
+  tlc::Preprocess pre;
+  pre.image_size = 16;
+  auto run = [&](const std::string& device) {
+    tlc::TrainOptions o;
+    o.device = device;
+    o.epochs = 3;
+    o.batch_size = 8;
+    o.optimizer.name = "adam";
+    o.optimizer.lr = 0.01;
+    tlc::TransferClassifier clf(tlc::Backbone::load(source("models/tiny_cnn.pt")), folder.classes, pre, o);
+    clf.fit(set, nullptr);
+    return clf.predict_proba(set.batch({0, 1, 2, 3, 4, 5}));
+  };
+  auto cpu = run("cpu"), gpu = run("cuda");
+  EXPECT_TRUE(at::allclose(cpu, gpu, 1e-3, 1e-4)) << "max difference " << (cpu - gpu).abs().max().item<double>();
+}
