@@ -1,6 +1,6 @@
-// Normalize kernel: one thread per output pixel, three channels each. Results are bit-identical to
-// normalize_cpu in fp32 (both use one fused multiply-add per value); bf16/fp16 are rounded to nearest even
-// from that fp32 value, as torch's .to() does on the CPU path.
+// Normalize kernel: one block per tile (see normalize_tile.h for the three phases and why). Results are
+// bit-identical to normalize_cpu in fp32 (both use one fused multiply-add per value); bf16/fp16 are rounded
+// to nearest even from that fp32 value, as torch's .to() does on the CPU path.
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
@@ -9,45 +9,50 @@
 namespace tlc::cuda {
 namespace {
 
-template <typename T>
-__device__ __forceinline__ T convert(float v);
+struct DeviceOps {
+  static __device__ __forceinline__ float fma(float a, float b, float c) { return __fmaf_rn(a, b, c); }
+  template <typename T>
+  static __device__ __forceinline__ T cvt(float v);
+};
 template <>
-__device__ __forceinline__ float convert<float>(float v) { return v; }
+__device__ __forceinline__ float DeviceOps::cvt<float>(float v) { return v; }
 template <>
-__device__ __forceinline__ __nv_bfloat16 convert<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
+__device__ __forceinline__ __nv_bfloat16 DeviceOps::cvt<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
 template <>
-__device__ __forceinline__ __half convert<__half>(float v) { return __float2half_rn(v); }
+__device__ __forceinline__ __half DeviceOps::cvt<__half>(float v) { return __float2half_rn(v); }
 
 template <typename T>
-__global__ void normalize_kernel(const uint8_t* __restrict__ src, int64_t n, int64_t h, int64_t w,
-                                 NormalizeParams p, const uint8_t* __restrict__ flip, T* __restrict__ dst) {
-  const int64_t total = n * h * w;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t x = i % w;
-    const int64_t y = (i / w) % h;
-    const int64_t b = i / (w * h);
-    const int64_t sx = (flip != nullptr && flip[b]) ? w - 1 - x : x;
-    const uint8_t* px = src + ((b * h + y) * w + sx) * 3;
-#pragma unroll
-    for (int c = 0; c < 3; ++c) {
-      const int sc = p.bgr ? 2 - c : c;
-      const float v = __fmaf_rn(static_cast<float>(px[sc]), p.scale[c], p.shift[c]);
-      const int64_t o = p.nhwc ? i * 3 + c : ((b * 3 + c) * h + y) * w + x;
-      dst[o] = convert<T>(v);
-    }
+__global__ void __launch_bounds__(kThreads) normalize_kernel(const uint8_t* __restrict__ src, Geometry g,
+                                                             NormalizeParams p, const uint8_t* __restrict__ flip,
+                                                             T* __restrict__ dst) {
+  extern __shared__ __align__(16) uint8_t smem[];
+  const int tid = static_cast<int>(threadIdx.x), nt = static_cast<int>(blockDim.x);
+  for (int64_t ti = blockIdx.x; ti < g.tiles(); ti += gridDim.x) {
+    const Tile t = tile_at(g, ti, flip);
+    const TileView<T> v = make_view<T>(g, t, p, src, dst, smem, g.tile_px);
+    load_phase(v, tid, nt);
+    __syncthreads();
+    compute_phase<DeviceOps>(v, t, p, tid, nt);
+    __syncthreads();
+    store_phase(v, tid, nt);
+    __syncthreads();  // the next tile reuses the shared memory
   }
 }
 
 template <typename T>
 cudaError_t launch_typed(const uint8_t* src, int64_t n, int64_t h, int64_t w, const NormalizeParams& p,
                          const uint8_t* flip, T* dst, cudaStream_t stream) {
-  const int64_t total = n * h * w;
-  if (total == 0) return cudaSuccess;
-  const int threads = 256;
-  const int64_t want = (total + threads - 1) / threads;
-  const int blocks = static_cast<int>(want < 65535 * 8 ? want : 65535 * 8);
-  normalize_kernel<T><<<blocks, threads, 0, stream>>>(src, n, h, w, p, flip, dst);
+  if (n == 0 || h == 0 || w == 0) return cudaSuccess;
+  const Geometry g = make_geometry(n, h, w, kTilePixels);
+  int device = 0, sms = 0;
+  cudaError_t err = cudaGetDevice(&device);
+  if (err == cudaSuccess) err = cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
+  if (err != cudaSuccess) return err;
+  // Enough blocks to fill every multiprocessor several times over; larger batches loop over their tiles.
+  const int64_t cap = static_cast<int64_t>(sms) * 16;
+  const int blocks = static_cast<int>(g.tiles() < cap ? g.tiles() : cap);
+  const size_t shared = static_cast<size_t>(shared_bytes(kTilePixels, sizeof(T)));
+  normalize_kernel<T><<<blocks, kThreads, shared, stream>>>(src, g, p, flip, dst);
   return cudaGetLastError();
 }
 

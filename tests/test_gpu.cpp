@@ -4,6 +4,8 @@
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
 
+#include <cmath>
+
 #include "test_util.h"
 #include "tlc/normalize.h"
 #include "tlc/trainer.h"
@@ -19,8 +21,11 @@ bool have_cuda() { return torch::cuda::is_available() && tlc::normalize_has_cuda
 TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
   if (!have_cuda()) GTEST_SKIP() << "no CUDA device (or a build without TLC_WITH_CUDA): run scripts/gpu_check.sh on a GPU machine";
   struct Shape { int64_t n, h, w; };
-  const Shape shapes[] = {{1, 1, 1}, {1, 7, 13}, {3, 31, 33}, {257, 5, 7}, {2, 160, 160}, {5, 1, 257}, {1, 255, 1}};
+  // Awkward shapes: 1x1, odd widths, rows wider than a tile (2,048 px), batch 1 and 257, the real 160x160.
+  const Shape shapes[] = {{1, 1, 1}, {1, 7, 13}, {3, 31, 33}, {257, 5, 7}, {2, 160, 160}, {5, 1, 257}, {1, 255, 1},
+                          {2, 3, 3001}, {257, 17, 9}};
   at::manual_seed(123);
+  int k = 0;
   for (auto s : shapes) {
     auto u8 = at::randint(0, 256, {s.n, s.h, s.w, 3}, at::kByte);
     auto flip = at::randint(0, 2, {s.n}, at::kByte);
@@ -28,18 +33,33 @@ TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
       auto spec = tlc::NormalizeSpec::from_mode(mode);
       for (auto layout : {tlc::Layout::nchw, tlc::Layout::nhwc}) {
         for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+          const std::string where = "shape " + std::to_string(s.n) + "x" + std::to_string(s.h) + "x" +
+                                    std::to_string(s.w) + " mode " + tlc::to_string(mode) + " dtype " +
+                                    c10::toString(dtype) + (layout == tlc::Layout::nchw ? " nchw" : " nhwc");
           auto ref = tlc::normalize(u8, spec, dtype, layout, flip);
-          auto got = tlc::normalize(u8.cuda(), spec, dtype, layout, flip.cuda()).cpu();
-          ASSERT_EQ(got.sizes(), ref.sizes());
-          ASSERT_EQ(got.scalar_type(), ref.scalar_type());
+          // The output starts `shift` elements into a NaN-poisoned buffer (so at every alignment, 16-byte
+          // aligned or not), with NaN guards on both sides: unwritten or stray elements show up as NaN.
+          const int64_t count = s.n * 3 * s.h * s.w, shift = k++ % 9;
+          auto buf = at::full({count + shift + 16}, NAN, at::TensorOptions().dtype(dtype).device(at::kCUDA));
+          auto flat = buf.narrow(0, shift, count);
+          at::Tensor out = layout == tlc::Layout::nchw ? flat.view({s.n, 3, s.h, s.w})
+                                                       : flat.view({s.n, s.h, s.w, 3}).permute({0, 3, 1, 2});
+          tlc::normalize_out(u8.cuda(), spec, flip.cuda(), out);
+          torch::cuda::synchronize();  // a kernel fault surfaces here, not later
+          auto got = out.cpu();
+          ASSERT_FALSE(got.isnan().any().item<bool>()) << where << ": some elements were not written";
+          auto b = buf.cpu();
+          ASSERT_TRUE(b.narrow(0, 0, shift).isnan().all().item<bool>()) << where << ": written before the output";
+          ASSERT_TRUE(b.narrow(0, shift + count, 16).isnan().all().item<bool>()) << where << ": written after it";
           // Both round the same fp32 fused multiply-add result: exact equality in every precision.
-          auto diff = (got.to(at::kFloat) - ref.to(at::kFloat)).abs();
+          auto diff = (got.to(at::kFloat) - ref.to(at::kFloat)).abs().contiguous();
           auto worst = diff.flatten().argmax().item<int64_t>();
-          ASSERT_EQ(diff.flatten()[worst].item<float>(), 0.0f)
-              << "shape " << s.n << "x" << s.h << "x" << s.w << " mode " << tlc::to_string(mode) << " dtype "
-              << c10::toString(dtype) << " layout " << (layout == tlc::Layout::nchw ? "nchw" : "nhwc")
-              << ": first worst mismatch at flat index " << worst;
-          ASSERT_FALSE(got.isnan().any().item<bool>());
+          ASSERT_EQ(diff.flatten()[worst].item<float>(), 0.0f) << where << ": worst mismatch at flat index " << worst;
+          // The allocating form gives the same, in the asked memory format.
+          auto alloc = tlc::normalize(u8.cuda(), spec, dtype, layout, flip.cuda());
+          ASSERT_TRUE(alloc.is_contiguous(layout == tlc::Layout::nchw ? at::MemoryFormat::Contiguous
+                                                                      : at::MemoryFormat::ChannelsLast)) << where;
+          ASSERT_TRUE(at::equal(alloc.cpu(), got)) << where;
         }
       }
     }

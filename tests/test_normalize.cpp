@@ -107,3 +107,34 @@ TEST(Normalize, RejectsWrongInputs) {
                tlc::Error);
   EXPECT_THROW(tlc::parse_normalize_mode("unit"), tlc::Error);
 }
+
+TEST(Normalize, OutFormWritesEveryElementOfAPoisonedBuffer) {
+  at::manual_seed(7);
+  auto u8 = at::randint(0, 256, {3, 5, 7, 3}, at::kByte);
+  auto flip = at::tensor(std::vector<uint8_t>{1, 0, 1}, at::kByte);
+  auto spec = tlc::NormalizeSpec::from_mode(tlc::NormalizeMode::imagenet);
+  for (auto dtype : {at::kFloat, at::kBFloat16, at::kHalf}) {
+    for (auto layout : {tlc::Layout::nchw, tlc::Layout::nhwc}) {
+      auto ref = tlc::normalize(u8, spec, dtype, layout, flip);
+      at::Tensor out = layout == tlc::Layout::nchw
+                           ? at::full({3, 3, 5, 7}, NAN, dtype)
+                           : at::full({3, 5, 7, 3}, NAN, dtype).permute({0, 3, 1, 2});  // channels-last
+      tlc::normalize_out(u8, spec, flip, out);
+      EXPECT_FALSE(out.isnan().any().item<bool>());
+      EXPECT_TRUE(at::equal(out, ref)) << c10::toString(dtype);
+      EXPECT_TRUE(out.is_contiguous(layout == tlc::Layout::nchw ? at::MemoryFormat::Contiguous
+                                                                : at::MemoryFormat::ChannelsLast));
+    }
+  }
+}
+
+TEST(Normalize, OutFormRejectsWrongOutputs) {
+  auto u8 = at::zeros({2, 4, 4, 3}, at::kByte);
+  auto spec = tlc::NormalizeSpec::from_mode(tlc::NormalizeMode::minus1to1);
+  at::Tensor wrong_shape = at::empty({2, 3, 4, 5});
+  EXPECT_THROW(tlc::normalize_out(u8, spec, at::Tensor(), wrong_shape), tlc::Error);
+  at::Tensor wrong_type = at::empty({2, 3, 4, 4}, at::kDouble);
+  EXPECT_THROW(tlc::normalize_out(u8, spec, at::Tensor(), wrong_type), tlc::Error);
+  at::Tensor strided = at::empty({2, 3, 4, 8}).narrow(3, 0, 4);  // neither contiguous nor channels-last
+  EXPECT_THROW(tlc::normalize_out(u8, spec, at::Tensor(), strided), tlc::Error);
+}

@@ -42,6 +42,12 @@ void normalize_cpu(const uint8_t* src, int64_t n, int64_t h, int64_t w, const No
 at::Tensor normalize(const at::Tensor& images_u8_nhwc, const NormalizeSpec& spec, at::ScalarType dtype,
                      Layout layout, const at::Tensor& flip = at::Tensor());
 
+// The same, written into a given tensor: `out` is [N,3,H,W] float32/bfloat16/float16 on the images' device,
+// either contiguous (NCHW) or channels-last (NHWC). Every element of `out` is written. Lets a caller reuse
+// one buffer across batches (and lets tests poison it first to catch unwritten elements).
+void normalize_out(const at::Tensor& images_u8_nhwc, const NormalizeSpec& spec, const at::Tensor& flip,
+                   at::Tensor& out);
+
 // True when this build has the CUDA kernel (TLC_WITH_CUDA).
 bool normalize_has_cuda();
 
