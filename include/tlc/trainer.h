@@ -126,6 +126,10 @@ class TransferClassifier {
   };
   StepResult train_step(const at::Tensor& normalized, const at::Tensor& labels, torch::optim::Optimizer& optim);
   at::Tensor normalize_batch(const at::Tensor& images_u8) const;
+  // Normalized input for the backbone, on the device: in the frozen forward's reduced precision and
+  // channels-last when `whole_forward` goes through Backbone::forward with nothing trainable, else float32
+  // NCHW (for forward_range and for fine-tuning passes). `flip`: optional per-image mask.
+  at::Tensor backbone_input(const at::Tensor& images_u8, const at::Tensor& flip, bool whole_forward) const;
 
  private:
   Backbone backbone_;

@@ -49,10 +49,14 @@ ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions
   return s;
 }
 
-at::Tensor ImageSet::batch(const std::vector<int64_t>& idx) const {
-  if (pixels_.defined()) return pixels_.index_select(0, at::tensor(idx, at::kLong));
+at::Tensor ImageSet::batch(const std::vector<int64_t>& idx, bool pinned) const {
   const int64_t per = static_cast<int64_t>(opt_.size) * opt_.size * 3;
-  at::Tensor out = at::empty({static_cast<int64_t>(idx.size()), opt_.size, opt_.size, 3}, at::kByte);
+  at::Tensor out = at::empty({static_cast<int64_t>(idx.size()), opt_.size, opt_.size, 3},
+                             at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
+  if (pixels_.defined()) {
+    at::index_select_out(out, pixels_, 0, at::tensor(idx, at::kLong));
+    return out;
+  }
   std::vector<DecodeStatus> st(idx.size());
   parallel_for(idx.size(), threads_, [&](size_t k) {
     st[k] = load_resized(items_.at(idx[k]).path, out.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per, opt_);

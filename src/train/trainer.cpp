@@ -21,6 +21,7 @@
 #include "tlc/error.h"
 #include "tlc/image_io.h"
 #include "tlc/model_file.h"
+#include "tlc/prefetch.h"
 #include "tlc/util.h"
 
 namespace tlc {
@@ -28,6 +29,24 @@ namespace tlc {
 namespace {
 std::atomic<bool> g_interrupt{false};
 std::atomic<int64_t> g_steps_done{0};  // training steps of this process (for TLC_INTERRUPT_AFTER_STEPS)
+
+std::vector<std::vector<int64_t>> batches_in_order(int64_t n, int64_t batch_size) {
+  std::vector<std::vector<int64_t>> plan;
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    plan.emplace_back();
+    for (int64_t i = b0; i < std::min(n, b0 + batch_size); ++i) plan.back().push_back(i);
+  }
+  return plan;
+}
+
+// The pixels of `set` for each index list of `plan`, decoded ahead of use and sent to `device`.
+std::unique_ptr<Prefetcher> prefetch(const ImageSet& set, std::vector<std::vector<int64_t>> plan, c10::Device device) {
+  auto shared = std::make_shared<std::vector<std::vector<int64_t>>>(std::move(plan));
+  const auto count = static_cast<int64_t>(shared->size());
+  return std::make_unique<Prefetcher>(
+      count, [&set, shared](int64_t k, bool pinned) { return set.batch((*shared)[static_cast<size_t>(k)], pinned); },
+      device);
+}
 }  // namespace
 
 void request_interrupt() { g_interrupt.store(true); }
@@ -184,7 +203,17 @@ TransferClassifier TransferClassifier::load(const std::string& model_path, Train
 }
 
 at::Tensor TransferClassifier::normalize_batch(const at::Tensor& images_u8) const {
-  return normalize(images_u8.to(device_), NormalizeSpec::from_mode(pre_.mode), at::kFloat, Layout::nchw);
+  return backbone_input(images_u8, at::Tensor(), true);
+}
+
+at::Tensor TransferClassifier::backbone_input(const at::Tensor& images_u8, const at::Tensor& flip,
+                                              bool whole_forward) const {
+  // The frozen forward in reduced precision takes bf16/fp16 channels-last: the kernel writes that directly
+  // instead of float32 NCHW followed by a cast and a layout change (same values: both round the fp32 result).
+  const bool reduced = whole_forward && backbone_.frozen_dtype() != at::kFloat && !backbone_.any_trainable();
+  return normalize(images_u8.to(device_), NormalizeSpec::from_mode(pre_.mode),
+                   reduced ? backbone_.frozen_dtype() : at::kFloat, reduced ? Layout::nhwc : Layout::nchw,
+                   flip.defined() ? flip.to(device_) : flip);
 }
 
 TransferClassifier::StepResult TransferClassifier::train_step(const at::Tensor& normalized, const at::Tensor& labels,
@@ -310,13 +339,12 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     std::vector<at::Tensor> parts;
     const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
                               (flipped ? " (flipped)" : "");
-    for (int64_t b0 = 0; b0 < set.size(); b0 += opt_.batch_size) {
+    auto batches = prefetch(set, batches_in_order(set.size(), opt_.batch_size), device_);
+    for (int64_t k = 0, b0 = 0; k < batches->count(); ++k, b0 += opt_.batch_size) {
       if (progress_) progress_(label, b0, set.size());
-      std::vector<int64_t> idx;
-      for (int64_t i = b0; i < std::min(set.size(), b0 + opt_.batch_size); ++i) idx.push_back(i);
-      at::Tensor flip_mask = flipped ? at::ones({static_cast<int64_t>(idx.size())}, at::kByte) : at::Tensor();
-      at::Tensor x = normalize(set.batch(idx).to(device_), NormalizeSpec::from_mode(pre_.mode), at::kFloat,
-                               Layout::nchw, flip_mask.defined() ? flip_mask.to(device_) : flip_mask);
+      at::Tensor pixels = batches->next();
+      at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
+      at::Tensor x = backbone_input(pixels, flip_mask, ph.kind == Phase::pooled);
       parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
                                                : backbone_.forward_range(x, 0, ph.split));
     }
@@ -367,12 +395,11 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   }
 
   // Pooled features for a batch of training images, with or without graph as the phase needs.
-  auto train_features = [&](const std::vector<int64_t>& idx, const std::vector<uint8_t>& flips) {
+  // `pixels`: the batch's decoded images when nothing is cached (from the prefetcher), else undefined.
+  auto train_features = [&](const std::vector<int64_t>& idx, const std::vector<uint8_t>& flips, const at::Tensor& pixels) {
     if (ph.kind == Phase::none) {
       at::Tensor mask = flip_aug ? at::tensor(std::vector<int64_t>(flips.begin(), flips.end())).to(at::kByte) : at::Tensor();
-      at::Tensor x = normalize(train.batch(idx).to(device_), NormalizeSpec::from_mode(pre_.mode), at::kFloat,
-                               Layout::nchw, mask.defined() ? mask.to(device_) : mask);
-      return backbone_.forward(x).mean({2, 3});
+      return backbone_.forward(backbone_input(pixels, mask, true)).mean({2, 3});
     }
     at::Tensor sel = at::tensor(idx, at::kLong).to(device_);
     at::Tensor act = ph.train_plain.index_select(0, sel);
@@ -496,6 +523,14 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       correct = r_correct;
       seen = r_seen;
     }
+    // Without caches the epoch's images are decoded ahead, in the epoch's order, from the first step to run.
+    std::unique_ptr<Prefetcher> batches;
+    if (ph.kind == Phase::none) {
+      std::vector<std::vector<int64_t>> plan;
+      for (size_t b0 = static_cast<size_t>(skip * opt_.batch_size); b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size))
+        plan.emplace_back(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
+      batches = prefetch(train, std::move(plan), device_);
+    }
     for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size), ++step) {
       std::vector<int64_t> idx(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
       std::vector<uint8_t> flips(idx.size(), 0);
@@ -507,7 +542,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       at::Tensor y = train.labels(idx).to(device_);
       head_->train();
       optim->zero_grad();
-      at::Tensor logits = head_->forward(train_features(idx, flips));
+      at::Tensor logits = head_->forward(train_features(idx, flips, batches ? batches->next() : at::Tensor()));
       auto ce = torch::nn::functional::CrossEntropyFuncOptions();
       if (class_weights_.defined()) ce.weight(class_weights_);
       at::Tensor loss = torch::nn::functional::cross_entropy(logits, y, ce);
@@ -574,11 +609,12 @@ EvalStats TransferClassifier::score(const ImageSet& data) {
   torch::NoGradGuard ng;
   double loss_sum = 0;
   int64_t correct = 0;
+  auto batches = prefetch(data, batches_in_order(data.size(), opt_.batch_size), device_);
   for (int64_t b0 = 0; b0 < data.size(); b0 += opt_.batch_size) {
-    std::vector<int64_t> idx;
-    for (int64_t i = b0; i < std::min(data.size(), b0 + opt_.batch_size); ++i) idx.push_back(i);
+    std::vector<int64_t> idx(static_cast<size_t>(std::min(data.size(), b0 + opt_.batch_size) - b0));
+    std::iota(idx.begin(), idx.end(), b0);
     at::Tensor y = data.labels(idx).to(device_);
-    at::Tensor logits = head_->forward(backbone_.pooled_features(normalize_batch(data.batch(idx))));
+    at::Tensor logits = head_->forward(backbone_.pooled_features(normalize_batch(batches->next())));
     loss_sum += torch::nn::functional::cross_entropy(logits, y,
                                                      torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
                     .item<double>();
