@@ -96,5 +96,21 @@ TEST(Cli, BenchPrintsEveryFigureAsJson) {
     EXPECT_GT(f["value"].get<double>(), 0.0) << f.dump();
     EXPECT_TRUE(f.contains("unit") && f.contains("detail"));
   }
-  EXPECT_EQ(names, (std::set<std::string>{"decode_resize", "decode_full", "normalize", "backbone"}));
+  EXPECT_EQ(names, (std::set<std::string>{"decode_resize", "decode_full", "normalize", "normalize_bf16_cl", "backbone"}));
+}
+
+TEST(Cli, BenchFirstPassFromFilesOnDisk) {
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 5, 24);
+  auto r = run_command(tlc_cmd("bench --count 7 --iterations 1 --batch-size 3 --image-size 16 --json --images '" +
+                               t.str("data") + "' --backbone '" + source("models/tiny_cnn.pt") + "' 2>/dev/null"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  bool found = false;
+  for (auto& f : nlohmann::json::parse(r.out)) {
+    if (f["name"] != "first_pass") continue;
+    found = true;
+    EXPECT_GT(f["value"].get<double>(), 0.0);
+    EXPECT_NE(f["detail"].get<std::string>().find("7 files"), std::string::npos) << f.dump();  // --count is kept
+  }
+  EXPECT_TRUE(found) << r.out;
 }

@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include "test_util.h"
+#include "tlc/util.h"
 #include "tlc/metrics.h"
 #include "tlc/plots.h"
 #include "tlc/progress.h"
@@ -157,4 +158,13 @@ TEST(Evaluate, InspectShowsOutputShapes) {
   EXPECT_NE(r.out.find("[1, 8, 20, 20]"), std::string::npos) << r.out;   // first conv
   EXPECT_NE(r.out.find("[1, 8, 10, 10]"), std::string::npos) << r.out;   // after the pool
   EXPECT_NE(r.out.find("2 layers with parameters"), std::string::npos) << r.out;
+}
+
+TEST(Csv, FieldsAreQuotedOnlyWhenTheyMustBe) {
+  EXPECT_EQ(tlc::csv_field("cat"), "cat");
+  EXPECT_EQ(tlc::csv_field(""), "");
+  EXPECT_EQ(tlc::csv_field("a,b"), "\"a,b\"");
+  EXPECT_EQ(tlc::csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+  EXPECT_EQ(tlc::csv_field("two\nlines"), "\"two\nlines\"");
+  EXPECT_EQ(tlc::csv_field("cr\r"), "\"cr\r\"");
 }

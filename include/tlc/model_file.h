@@ -33,13 +33,17 @@ class ModelFile {
   const ModelMeta& meta() const { return meta_; }
   NormalizeSpec spec() const { return NormalizeSpec::from_mode(meta_.normalize); }
   torch::jit::Module& module() { return module_; }
-  // Class probabilities [N,K] for a uint8 [N,S,S,3] RGB batch already at meta().image_size.
+  // Moves the model to a device; predict_proba then runs there (its input may be on any device).
+  void to(const c10::Device& device);
+  c10::Device device() const { return device_; }
+  // Class probabilities [N,K] (on the CPU) for a uint8 [N,S,S,3] RGB batch already at meta().image_size.
   at::Tensor predict_proba(const at::Tensor& images_u8);
   at::Tensor logits(const at::Tensor& normalized);
 
  private:
   torch::jit::Module module_;
   ModelMeta meta_;
+  c10::Device device_{c10::kCPU};
 };
 
 }  // namespace tlc

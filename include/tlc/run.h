@@ -84,6 +84,7 @@ struct EvaluateOptions {
   int top_k = 3;
   int64_t batch_size = 32;
   int threads = 0;
+  std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
 };
 
 struct Misclassified {
@@ -112,6 +113,7 @@ struct BenchOptions {
   int iterations = 5;
   int threads = 0;
   std::string device = "cpu";
+  std::string precision = "auto";  // of the frozen backbone: auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
 };
 
 struct BenchFigure {

@@ -141,6 +141,9 @@ class TransferClassifier {
   at::Tensor class_weights_;
   ProgressFn progress_;
 
+  // One optimizer step of the head on features (labels on the device), with the run's class weights.
+  StepResult step_on_features(const at::Tensor& feats, const at::Tensor& labels, torch::optim::Optimizer& optim);
+
   struct Phase;
   struct Resume;
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,

@@ -33,4 +33,7 @@ class Rng {
 
 std::string now_iso8601();
 
+// One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a line break.
+std::string csv_field(const std::string& s);
+
 }  // namespace tlc

@@ -68,6 +68,7 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   sub->add_option("--top-k", o->top_k, "k of the top-k accuracy")->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->add_flag("--json", *json, "Print the results as JSON");
   sub->callback([o, json, exit_code] { *exit_code = run_evaluate_cmd(*o, *json); });
 }

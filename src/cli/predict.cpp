@@ -9,6 +9,8 @@
 #include "tlc/image_io.h"
 #include "tlc/plots.h"
 #include "tlc/run.h"
+#include "tlc/trainer.h"
+#include "tlc/util.h"
 
 namespace tlc::cli {
 namespace {
@@ -22,17 +24,19 @@ struct PredictOptions {
   std::string show;
   int64_t batch_size = 32;
   int threads = 0;
+  std::string device = "auto";
 };
 
 int run_predict(const PredictOptions& o) {
   ModelFile model = ModelFile::load(o.model);
+  model.to(resolve_device(o.device));
   const auto& classes = model.meta().classes;
   std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads);
   int failed = 0;
   nlohmann::json out = nlohmann::json::array();
   if (o.csv) {
     std::cout << "path,label,probability";
-    for (const auto& c : classes) std::cout << "," << c;
+    for (const auto& c : classes) std::cout << "," << csv_field(c);
     std::cout << "\n";
   }
   for (const auto& p : preds) {
@@ -44,13 +48,7 @@ int run_predict(const PredictOptions& o) {
     }
     if (o.csv) {
       size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
-      std::string path = p.path;
-      if (path.find_first_of(",\"") != std::string::npos) {
-        std::string q = "\"";
-        for (char ch : path) q += ch == '"' ? std::string("\"\"") : std::string(1, ch);
-        path = q + "\"";
-      }
-      std::cout << path << "," << classes[best] << "," << p.probabilities[best];
+      std::cout << csv_field(p.path) << "," << csv_field(classes[best]) << "," << p.probabilities[best];
       for (float v : p.probabilities) std::cout << "," << v;
       std::cout << "\n";
     } else if (o.json) {
@@ -115,6 +113,7 @@ void setup_predict(CLI::App& app, int* exit_code) {
   sub->add_option("--show", o->show, "Also write a contact sheet PNG of the images with their predicted labels");
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
 }
 

@@ -111,9 +111,14 @@ at::Tensor ModelFile::logits(const at::Tensor& normalized) {
   return module_.get_method("logits")({normalized}).toTensor();
 }
 
+void ModelFile::to(const c10::Device& device) {
+  module_.to(device);
+  device_ = device;
+}
+
 at::Tensor ModelFile::predict_proba(const at::Tensor& images_u8) {
-  at::Tensor x = normalize(images_u8, spec(), at::kFloat, Layout::nchw);
-  return at::softmax(logits(x), 1);
+  at::Tensor x = normalize(images_u8.to(device_), spec(), at::kFloat, Layout::nchw);
+  return at::softmax(logits(x), 1).cpu();
 }
 
 }  // namespace tlc

@@ -9,6 +9,7 @@
 
 #include "tlc/dataset.h"
 #include "tlc/image_io.h"
+#include "tlc/prefetch.h"
 #include "tlc/run.h"
 #include "tlc/util.h"
 
@@ -61,25 +62,38 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
   dopt.size = static_cast<int>(model.meta().image_size);
   const int64_t per = static_cast<int64_t>(dopt.size) * dopt.size * 3;
   batch_size = std::max<int64_t>(1, batch_size);
-  for (size_t b0 = 0; b0 < files.size(); b0 += static_cast<size_t>(batch_size)) {
-    const size_t b1 = std::min(files.size(), b0 + static_cast<size_t>(batch_size));
-    at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), dopt.size, dopt.size, 3}, at::kByte);
-    parallel_for(b1 - b0, threads, [&](size_t k) {
-      Prediction& pr = out[b0 + k];
-      pr.path = files[b0 + k];
-      DecodeStatus st = load_resized(pr.path, pix.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per, dopt);
-      pr.ok = st.ok;
-      pr.error = st.error;
-    });
+  const auto bs = static_cast<size_t>(batch_size);
+  const auto nbatches = static_cast<int64_t>((files.size() + bs - 1) / bs);
+  // Batch k+1 is decoded (into pinned memory for a GPU) while batch k is classified.
+  Prefetcher batches(
+      nbatches,
+      [&](int64_t k, bool pinned) {
+        const size_t b0 = static_cast<size_t>(k) * bs, b1 = std::min(files.size(), b0 + bs);
+        at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), dopt.size, dopt.size, 3},
+                                   at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
+        parallel_for(b1 - b0, threads, [&](size_t j) {
+          Prediction& pr = out[b0 + j];
+          pr.path = files[b0 + j];
+          DecodeStatus st = load_resized(pr.path, pix.data_ptr<uint8_t>() + static_cast<int64_t>(j) * per, dopt);
+          pr.ok = st.ok;
+          pr.error = st.error;
+        });
+        return pix;
+      },
+      model.device());
+  for (int64_t k = 0; k < nbatches; ++k) {
+    at::Tensor pix = batches.next();  // the statuses of its images are written once this returns
+    const size_t b0 = static_cast<size_t>(k) * bs, b1 = std::min(files.size(), b0 + bs);
     std::vector<int64_t> good;
-    for (size_t k = b0; k < b1; ++k)
-      if (out[k].ok) good.push_back(static_cast<int64_t>(k - b0));
+    for (size_t i = b0; i < b1; ++i)
+      if (out[i].ok) good.push_back(static_cast<int64_t>(i - b0));
     if (good.empty()) continue;
-    at::Tensor probs = model.predict_proba(pix.index_select(0, at::tensor(good, at::kLong))).contiguous();
+    if (good.size() < b1 - b0) pix = pix.index_select(0, at::tensor(good, at::kLong).to(pix.device()));
+    at::Tensor probs = model.predict_proba(pix).contiguous();
     const int64_t K = probs.size(1);
     for (size_t g = 0; g < good.size(); ++g) {
       const float* row = probs.data_ptr<float>() + static_cast<int64_t>(g) * K;
-      out[b0 + good[g]].probabilities.assign(row, row + K);
+      out[b0 + static_cast<size_t>(good[g])].probabilities.assign(row, row + K);
     }
   }
   return out;

@@ -8,19 +8,13 @@
 #include "tlc/error.h"
 #include "tlc/plots.h"
 #include "tlc/run.h"
+#include "tlc/trainer.h"
 #include "tlc/util.h"
 
 namespace fs = std::filesystem;
 
 namespace tlc {
 namespace {
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string q = "\"";
-  for (char c : s) q += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return q + "\"";
-}
 
 // The test rows of a run's splits.csv ("split,label,path"; paths may contain commas: the rest of the line).
 std::vector<ImageItem> test_split_items(const std::string& splits, const std::vector<std::string>& classes) {
@@ -43,6 +37,7 @@ std::vector<ImageItem> test_split_items(const std::string& splits, const std::ve
 
 EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   ModelFile model = ModelFile::load(opt.model_path);
+  model.to(resolve_device(opt.device));
   EvaluateResult r;
   r.classes = model.meta().classes;
   const std::string model_dir = fs::path(opt.model_path).parent_path().string();

@@ -39,6 +39,31 @@ std::vector<std::vector<int64_t>> batches_in_order(int64_t n, int64_t batch_size
   return plan;
 }
 
+// Mean loss and accuracy over `data` in order, batch by batch; logits_of(b0, b1) gives the logits of items
+// [b0, b1). Shared by scoring from images and validation from cached activations.
+template <typename LogitsOf>
+EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Device device, LogitsOf&& logits_of) {
+  EvalStats r;
+  if (data.size() == 0) return r;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t b0 = 0; b0 < data.size(); b0 += batch_size) {
+    const int64_t b1 = std::min(data.size(), b0 + batch_size);
+    std::vector<int64_t> idx(static_cast<size_t>(b1 - b0));
+    std::iota(idx.begin(), idx.end(), b0);
+    at::Tensor y = data.labels(idx).to(device);
+    at::Tensor logits = logits_of(b0, b1);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  r.count = data.size();
+  r.loss = loss_sum / static_cast<double>(r.count);
+  r.acc = static_cast<double>(correct) / static_cast<double>(r.count);
+  return r;
+}
+
 // The pixels of `set` for each index list of `plan`, decoded ahead of use and sent to `device`.
 std::unique_ptr<Prefetcher> prefetch(const ImageSet& set, std::vector<std::vector<int64_t>> plan, c10::Device device) {
   auto shared = std::make_shared<std::vector<std::vector<int64_t>>>(std::move(plan));
@@ -218,11 +243,17 @@ at::Tensor TransferClassifier::backbone_input(const at::Tensor& images_u8, const
 
 TransferClassifier::StepResult TransferClassifier::train_step(const at::Tensor& normalized, const at::Tensor& labels,
                                                               torch::optim::Optimizer& optim) {
-  at::Tensor feats = backbone_.pooled_features(normalized);
+  return step_on_features(backbone_.pooled_features(normalized), labels.to(device_), optim);
+}
+
+TransferClassifier::StepResult TransferClassifier::step_on_features(const at::Tensor& feats, const at::Tensor& labels,
+                                                                    torch::optim::Optimizer& optim) {
   head_->train();
   optim.zero_grad();
   at::Tensor logits = head_->forward(feats);
-  at::Tensor loss = torch::nn::functional::cross_entropy(logits, labels.to(device_));
+  auto ce = torch::nn::functional::CrossEntropyFuncOptions();
+  if (class_weights_.defined()) ce.weight(class_weights_);
+  at::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, ce);
   loss.backward();
   optim.step();
   return {loss.item<double>(), logits.detach()};
@@ -414,30 +445,14 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     return backbone_.forward_range(act, ph.split, ph.length).mean({2, 3});
   };
   auto evaluate_val = [&]() {
-    EvalStats r;
-    if (!val) return r;
+    if (!val) return EvalStats{};
     if (!ph.val_plain.defined()) return score(*val);
     head_->eval();
     torch::NoGradGuard ng;
-    double loss_sum = 0;
-    int64_t correct = 0;
-    for (int64_t b0 = 0; b0 < val->size(); b0 += opt_.batch_size) {
-      const int64_t b1 = std::min(val->size(), b0 + opt_.batch_size);
+    return evaluate_in_order(*val, opt_.batch_size, device_, [&](int64_t b0, int64_t b1) {
       at::Tensor act = ph.val_plain.slice(0, b0, b1);
-      at::Tensor feats = ph.kind == Phase::pooled ? act : backbone_.forward_range(act, ph.split, ph.length).mean({2, 3});
-      std::vector<int64_t> idx(b1 - b0);
-      std::iota(idx.begin(), idx.end(), b0);
-      at::Tensor y = val->labels(idx).to(device_);
-      at::Tensor logits = head_->forward(feats);
-      loss_sum += torch::nn::functional::cross_entropy(
-                      logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                      .item<double>();
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-    }
-    r.count = val->size();
-    r.loss = loss_sum / static_cast<double>(r.count);
-    r.acc = static_cast<double>(correct) / static_cast<double>(r.count);
-    return r;
+      return head_->forward(ph.kind == Phase::pooled ? act : backbone_.forward_range(act, ph.split, ph.length).mean({2, 3}));
+    });
   };
 
   // Best-epoch snapshot (--keep best) and early stopping (--patience) watch the validation loss.
@@ -540,15 +555,10 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       // Dropout's random numbers come from (seed, epoch, step): identical after a resume.
       torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch) * 100003ULL + static_cast<uint64_t>(step));
       at::Tensor y = train.labels(idx).to(device_);
-      head_->train();
-      optim->zero_grad();
-      at::Tensor logits = head_->forward(train_features(idx, flips, batches ? batches->next() : at::Tensor()));
-      auto ce = torch::nn::functional::CrossEntropyFuncOptions();
-      if (class_weights_.defined()) ce.weight(class_weights_);
-      at::Tensor loss = torch::nn::functional::cross_entropy(logits, y, ce);
-      loss.backward();
-      optim->step();
-      const double l = loss.item<double>();
+      head_->train();  // before the features: a fine-tuned suffix trains in the same pass
+      const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor()), y, *optim);
+      const at::Tensor& logits = r.logits;
+      const double l = r.loss;
       if (!std::isfinite(l))
         throw Error("the training loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) +
                     " (step " + std::to_string(b0 / opt_.batch_size + 1) + "); lower the learning rate (now " +
@@ -603,27 +613,12 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
 }
 
 EvalStats TransferClassifier::score(const ImageSet& data) {
-  EvalStats r;
-  if (data.size() == 0) return r;
   head_->eval();
   torch::NoGradGuard ng;
-  double loss_sum = 0;
-  int64_t correct = 0;
   auto batches = prefetch(data, batches_in_order(data.size(), opt_.batch_size), device_);
-  for (int64_t b0 = 0; b0 < data.size(); b0 += opt_.batch_size) {
-    std::vector<int64_t> idx(static_cast<size_t>(std::min(data.size(), b0 + opt_.batch_size) - b0));
-    std::iota(idx.begin(), idx.end(), b0);
-    at::Tensor y = data.labels(idx).to(device_);
-    at::Tensor logits = head_->forward(backbone_.pooled_features(normalize_batch(batches->next())));
-    loss_sum += torch::nn::functional::cross_entropy(logits, y,
-                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                    .item<double>();
-    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
-  }
-  r.count = data.size();
-  r.loss = loss_sum / static_cast<double>(r.count);
-  r.acc = static_cast<double>(correct) / static_cast<double>(r.count);
-  return r;
+  return evaluate_in_order(data, opt_.batch_size, device_, [&](int64_t, int64_t) {
+    return head_->forward(backbone_.pooled_features(normalize_batch(batches->next())));
+  });
 }
 
 at::Tensor TransferClassifier::predict_proba(const at::Tensor& images_u8) {
