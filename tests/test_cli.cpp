@@ -1,4 +1,6 @@
 // The command line: help, parsing, and bad input giving a one-line error and a non-zero exit.
+#include <map>
+#include <torch/cuda.h>
 #include <nlohmann/json.hpp>
 
 #include <set>
@@ -32,6 +34,35 @@ TEST(Cli, HelpListsCommandsAndEveryTrainFlagWithDefaults) {
   EXPECT_NE(t.out.find("rmsprop"), std::string::npos);   // default optimizer shown
   EXPECT_NE(t.out.find("0.0001"), std::string::npos);    // default learning rate shown
   EXPECT_NE(t.out.find("160"), std::string::npos);       // default image size shown
+}
+
+TEST(Cli, EverySubcommandDocumentsItsFlags) {
+  const std::map<std::string, std::vector<std::string>> flags = {
+      {"predict", {"--json", "--csv", "--top-k", "--batch-size", "--threads", "--device"}},
+      {"evaluate", {"--out", "--top-k", "--batch-size", "--threads", "--device"}},
+      {"finetune", {"--fine-tune-layers", "--fine-tune-epochs", "--device", "--precision"}},
+      {"inspect", {"--image-size"}},
+      {"bench", {"--backbone", "--images", "--count", "--batch-size", "--image-size", "--iterations", "--threads",
+                 "--device", "--precision", "--json"}}};
+  for (const auto& [cmd, want] : flags) {
+    auto r = run_command(tlc_cmd(cmd + " --help"));
+    EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.out;
+    for (const auto& f : want) EXPECT_NE(r.out.find(f), std::string::npos) << cmd << " --help lacks " << f;
+  }
+}
+
+TEST(Cli, AskingForCudaWithoutOneIsAClearError) {
+  if (torch::cuda::is_available()) GTEST_SKIP() << "this machine has a CUDA device";
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 4, 16);
+  auto r = run_command(tlc_cmd("train '" + t.str("data") + "' --backbone '" + source("models/tiny_cnn.pt") +
+                               "' --image-size 16 --epochs 1 --device cpu --out '" + t.str("run") + "' --no-progress"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  for (const std::string cmd : {"predict '" + t.str("run/model.pt") + "' '" + t.str("data") + "' --device cuda",
+                                "evaluate '" + t.str("run/model.pt") + "' '" + t.str("data") + "' --device cuda",
+                                "train '" + t.str("data") + "' --backbone '" + source("models/tiny_cnn.pt") +
+                                    "' --device cuda --out '" + t.str("run2") + "'"})
+    expect_one_line_error(run_command(tlc_cmd(cmd)), "--device cpu");
 }
 
 TEST(Cli, ParseErrorsAreRejected) {
