@@ -8,6 +8,7 @@
 
 #include "test_util.h"
 #include "tlc/normalize.h"
+#include "tlc/prefetch.h"
 #include "tlc/trainer.h"
 
 using namespace tlc_test;
@@ -77,9 +78,10 @@ TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
   auto set = tlc::ImageSet::scan(folder.items, dopt, 0, 1 << 30, false, r);
   tlc::Preprocess pre;
   pre.image_size = 16;
-  auto run = [&](const std::string& device) {
+  auto run = [&](const std::string& device, const std::string& precision) {
     tlc::TrainOptions o;
     o.device = device;
+    o.precision = precision;
     o.epochs = 3;
     o.batch_size = 8;
     o.optimizer.name = "adam";
@@ -88,6 +90,32 @@ TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
     clf.fit(set, nullptr);
     return clf.predict_proba(set.batch({0, 1, 2, 3, 4, 5}));
   };
-  auto cpu = run("cpu"), gpu = run("cuda");
-  EXPECT_TRUE(at::allclose(cpu, gpu, 1e-3, 1e-4)) << "max difference " << (cpu - gpu).abs().max().item<double>();
+  auto cpu = run("cpu", "fp32");
+  // Each precision against the CPU's fp32, within what that precision can promise after 3 epochs.
+  for (auto [precision, atol] : {std::pair<std::string, double>{"fp32", 1e-4}, {"tf32", 5e-3}, {"bf16", 1e-2}}) {
+    auto gpu = run("cuda", precision);
+    EXPECT_TRUE(at::allclose(cpu, gpu, 1e-3, atol))
+        << precision << ": max difference " << (cpu - gpu).abs().max().item<double>() << " (atol " << atol << ")";
+  }
+}
+
+TEST(Gpu, PrefetchedPinnedBatchesArriveIntactOnTheDevice) {
+  if (!have_cuda()) GTEST_SKIP() << "no CUDA device: run scripts/gpu_check.sh on a GPU machine";
+  const c10::Device cuda(c10::kCUDA, 0);
+  tlc::Prefetcher p(
+      40,
+      [](int64_t k, bool pinned) {
+        EXPECT_TRUE(pinned) << "batches for a CUDA consumer are made in pinned memory";
+        auto t = at::empty({64, 32, 32, 3}, at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
+        t.fill_(static_cast<int64_t>(k % 251));
+        EXPECT_EQ(t.is_pinned(), pinned);
+        return t;
+      },
+      cuda, 2);
+  for (int64_t k = 0; k < 40; ++k) {
+    at::Tensor t = p.next();
+    ASSERT_TRUE(t.is_cuda());
+    // Work queued behind the asynchronous copy on the same stream sees the copied bytes.
+    ASSERT_EQ(t.to(at::kLong).sum().item<int64_t>(), (k % 251) * t.numel()) << "batch " << k;
+  }
 }

@@ -200,10 +200,9 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
   backbone_.to(device_);
   head_->to(device_);
   const std::string prec = opt_.precision == "auto" ? (device_.is_cuda() ? "bf16" : "fp32") : opt_.precision;
-  if (prec == "tf32") {
-    at::globalContext().setAllowTF32CuBLAS(true);
-    at::globalContext().setAllowTF32CuDNN(true);
-  }
+  // PyTorch lets cuDNN use TF32 for float32 convolutions by default; fp32 here means fp32.
+  at::globalContext().setAllowTF32CuBLAS(prec == "tf32");
+  at::globalContext().setAllowTF32CuDNN(prec == "tf32");
   if (prec == "bf16") backbone_.set_frozen_dtype(at::kBFloat16);
 }
 
