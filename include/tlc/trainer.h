@@ -146,6 +146,7 @@ class TransferClassifier {
 
   struct Phase;
   struct Resume;
+  Phase prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune, bool flip_aug);
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                     int first_epoch, int epochs, bool fine_tune, Resume* resume,
                                     const std::vector<EpochStats>& earlier);

@@ -30,6 +30,12 @@ namespace {
 std::atomic<bool> g_interrupt{false};
 std::atomic<int64_t> g_steps_done{0};  // training steps of this process (for TLC_INTERRUPT_AFTER_STEPS)
 
+std::vector<int64_t> all_indices(int64_t n) {
+  std::vector<int64_t> v(static_cast<size_t>(n));
+  std::iota(v.begin(), v.end(), 0);
+  return v;
+}
+
 std::vector<std::vector<int64_t>> batches_in_order(int64_t n, int64_t batch_size) {
   std::vector<std::vector<int64_t>> plan;
   for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
@@ -308,33 +314,11 @@ std::vector<EpochStats> TransferClassifier::fine_tune(const ImageSet& train, con
   return run_phase(train, val, cb, first_epoch, opt_.fine_tune_epochs, true, nullptr, {});
 }
 
-std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
-                                                      int first_epoch, int epochs, bool fine_tune, Resume* resume,
-                                                      const std::vector<EpochStats>& earlier) {
-  std::vector<EpochStats> history;
-  if (epochs <= 0) return history;
-  if (val && val->size() == 0) val = nullptr;
-  const bool flip_aug = opt_.augment == "flip";
-
-  // Trainable parameters and the optimizer for this phase.
-  std::vector<at::Tensor> bb_params = backbone_.unfreeze_last(fine_tune ? opt_.fine_tune_layers : 0);
-  std::vector<at::Tensor> params = head_->parameters();
-  params.insert(params.end(), bb_params.begin(), bb_params.end());
-  OptimizerOptions oo = opt_.optimizer;
-  if (fine_tune) oo.lr = opt_.fine_tune_lr;
-  auto optim = make_optimizer(oo, params);
-
-  // Class weights from the training labels.
-  class_weights_ = at::Tensor();
-  if (opt_.class_weights) {
-    std::vector<double> counts(classes_.size(), 0.0);
-    for (const auto& it : train.items()) counts[it.label] += 1;
-    std::vector<float> w;
-    for (double c : counts)
-      w.push_back(c > 0 ? static_cast<float>(train.size() / (classes_.size() * c)) : 0.0f);
-    class_weights_ = at::tensor(w).to(device_);
-  }
-
+// Decides what this phase caches (pooled features for the head phase, the frozen prefix's activations for
+// fine-tuning, or nothing), within the memory budget, and fills the cache: from the on-disk feature cache when
+// its key matches, else by running the frozen part once over the sets.
+TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune,
+                                                            bool flip_aug) {
   // Decide the cache for this phase.
   Phase ph;
   ph.flip = flip_aug;
@@ -358,11 +342,6 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     }
   }
 
-  auto all_indices = [](int64_t n) {
-    std::vector<int64_t> v(n);
-    std::iota(v.begin(), v.end(), 0);
-    return v;
-  };
   // Runs the frozen part over a whole set in order (batch by batch) and keeps the result on the device.
   auto extract = [&](const ImageSet& set, bool flipped) {
     torch::NoGradGuard ng;
@@ -423,6 +402,38 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       }
     }
   }
+
+  return ph;
+}
+
+std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
+                                                      int first_epoch, int epochs, bool fine_tune, Resume* resume,
+                                                      const std::vector<EpochStats>& earlier) {
+  std::vector<EpochStats> history;
+  if (epochs <= 0) return history;
+  if (val && val->size() == 0) val = nullptr;
+  const bool flip_aug = opt_.augment == "flip";
+
+  // Trainable parameters and the optimizer for this phase.
+  std::vector<at::Tensor> bb_params = backbone_.unfreeze_last(fine_tune ? opt_.fine_tune_layers : 0);
+  std::vector<at::Tensor> params = head_->parameters();
+  params.insert(params.end(), bb_params.begin(), bb_params.end());
+  OptimizerOptions oo = opt_.optimizer;
+  if (fine_tune) oo.lr = opt_.fine_tune_lr;
+  auto optim = make_optimizer(oo, params);
+
+  // Class weights from the training labels.
+  class_weights_ = at::Tensor();
+  if (opt_.class_weights) {
+    std::vector<double> counts(classes_.size(), 0.0);
+    for (const auto& it : train.items()) counts[it.label] += 1;
+    std::vector<float> w;
+    for (double c : counts)
+      w.push_back(c > 0 ? static_cast<float>(train.size() / (classes_.size() * c)) : 0.0f);
+    class_weights_ = at::tensor(w).to(device_);
+  }
+
+  const Phase ph = prepare_phase(train, val, fine_tune, flip_aug);
 
   // Pooled features for a batch of training images, with or without graph as the phase needs.
   // `pixels`: the batch's decoded images when nothing is cached (from the prefetcher), else undefined.
