@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <numeric>
 
 #include "test_util.h"
 #include "tlc/error.h"
@@ -262,4 +263,62 @@ TEST(Trainer, Bf16TrainingStaysWithinItsToleranceOfFp32) {
   std::cout << "bf16 vs fp32 training, max probability difference: " << diff << "\n";
   EXPECT_LT(diff, 1e-2);  // seen here: 1.8e-4
   EXPECT_GT(diff, 0.0);  // it really ran in bf16
+}
+
+// ImageSet::scan with a chunk sink hands over exactly the set's decodable images, in order, whether the set
+// stays in memory or not, with chunks that do not divide the count and a broken file among them.
+TEST(FirstPass, ScanSinkSeesEveryDecodableImageInOrder) {
+  TempDir t;
+  auto names = make_dataset(t.path(), 2, 9, 16, 3);
+  write_text(t.path() / names[0] / "broken.jpg", "not a jpeg");
+  auto folder = tlc::list_image_folder(t.str());
+  tlc::DecodeOptions o;
+  o.size = 16;
+  for (int64_t budget : {int64_t{1} << 30, int64_t{0}}) {
+    std::vector<at::Tensor> chunks;
+    tlc::ChunkSink sink;
+    sink.chunk = 4;
+    sink.fn = [&](const at::Tensor& px) { chunks.push_back(px.clone()); };
+    tlc::ScanReport r, r2;
+    auto streamed = tlc::ImageSet::scan(folder.items, o, 2, budget, false, r, sink);
+    auto plain = tlc::ImageSet::scan(folder.items, o, 2, budget, false, r2);
+    ASSERT_EQ(r.broken.size(), 1u);
+    ASSERT_EQ(streamed.size(), 18);
+    ASSERT_EQ(streamed.in_memory(), budget > 0);
+    EXPECT_EQ(chunks.size(), 5u);  // 19 files in chunks of 4
+    std::vector<int64_t> all(18);
+    std::iota(all.begin(), all.end(), 0);
+    EXPECT_TRUE(at::equal(at::cat(chunks), plain.batch(all))) << "budget " << budget;
+    EXPECT_TRUE(at::equal(streamed.batch(all), plain.batch(all)));
+  }
+}
+
+// Features computed while the data is decoded give the same training as a separate extraction pass.
+TEST(FirstPass, StreamedFeaturesTrainTheSameHead) {
+  TempDir t;
+  make_dataset(t.path(), 3, 10, 16, 5);
+  auto folder = tlc::list_image_folder(t.str());
+  auto split = tlc::split_stratified(folder.items, 3, 0.25, 0.0, 1);
+  tlc::DecodeOptions dopt;
+  dopt.size = 16;
+  for (const char* aug : {"none", "flip"}) {
+    auto o = base_options();
+    o.augment = aug;
+    auto a = make(o), b = make(o);
+    tlc::ScanReport r;
+    auto train_a = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
+    auto val_a = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
+    a.fit(train_a, &val_a);
+    EXPECT_FALSE(a.used_first_pass());
+    auto train_b = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r, b.first_pass_sink("train"));
+    auto val_b = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r, b.first_pass_sink("val"));
+    auto hb = b.fit(train_b, &val_b);
+    EXPECT_TRUE(b.used_first_pass()) << aug;
+    EXPECT_EQ(hb.front().cache, "features");
+    expect_same_params(a.head()->parameters(), b.head()->parameters());
+  }
+  // Nothing to stream when the head phase will not cache features.
+  auto o = base_options();
+  o.cache_features = "off";
+  EXPECT_FALSE(static_cast<bool>(make(o).first_pass_sink("train").fn));
 }

@@ -4,7 +4,10 @@
 // on demand.
 #include <ATen/core/Tensor.h>
 
+#include <c10/core/Device.h>
+
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -16,6 +19,16 @@ namespace tlc {
 struct ScanReport {
   std::vector<SkippedFile> broken;    // could not be decoded: skipped
   std::vector<SkippedFile> warnings;  // decoded with a warning: used
+};
+
+// Optional consumer of a scan's decoded images: scan decodes chunk k+1 (on a worker, with all decoding
+// threads) while `fn` works on chunk k, so that a first pass over the images (e.g. feature extraction on a
+// GPU) overlaps the decoding. `fn` gets each chunk's decodable images, in order, as uint8 [m,S,S,3] on
+// `device` (m may be 0 when a chunk holds only broken files).
+struct ChunkSink {
+  std::function<void(const at::Tensor& pixels)> fn;
+  int64_t chunk = 32;
+  c10::Device device = c10::Device(c10::kCPU);
 };
 
 class ImageSet {
@@ -32,7 +45,7 @@ class ImageSet {
   // Decodes every item (on `threads` threads, 0 = all cores). Undecodable files are dropped and listed in
   // `report` (or, with strict, make it throw tlc::Error naming the first one).
   static ImageSet scan(const std::vector<ImageItem>& items, const DecodeOptions& opt, int threads,
-                       int64_t memory_budget_bytes, bool strict, ScanReport& report);
+                       int64_t memory_budget_bytes, bool strict, ScanReport& report, const ChunkSink& sink = {});
 
  private:
   std::vector<ImageItem> items_;

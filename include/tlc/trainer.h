@@ -3,6 +3,7 @@
 //   tlc::TransferClassifier clf(tlc::Backbone::load(path), classes, preprocess, options);
 //   clf.fit(train, &val);  clf.score(test);  clf.predict_proba(u8_batch);  clf.save("model.pt");
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -104,6 +105,15 @@ class TransferClassifier {
   std::vector<EpochStats> fine_tune(const ImageSet& train, const ImageSet* val, const EpochCallback& cb = {},
                                     int first_epoch = 1);
   EvalStats score(const ImageSet& data);
+
+  // A sink for ImageSet::scan that computes the frozen backbone's pooled features of the images while they
+  // are decoded (`role`: "train" or "val"), so that the first pass over the data overlaps the decoding; the
+  // head phase of fit() then uses them for the sets scanned with these sinks instead of a separate pass. An
+  // empty sink (nothing to do) when the head phase will not cache features (--cache-features off, or no head
+  // epochs). The sink refers to this classifier: use it while the classifier stays where it is.
+  ChunkSink first_pass_sink(const std::string& role);
+  // Whether the last head phase took its features from the first pass (for tests and the log).
+  bool used_first_pass() const { return used_first_pass_; }
   at::Tensor predict_proba(const at::Tensor& images_u8);  // [N,K] on CPU
 
   void save(const std::string& path);
@@ -140,6 +150,11 @@ class TransferClassifier {
   Head head_{nullptr};
   at::Tensor class_weights_;
   ProgressFn progress_;
+  struct FirstPass {
+    std::vector<at::Tensor> plain, flipped;
+  };
+  std::map<std::string, FirstPass> first_pass_;
+  bool used_first_pass_ = false;
 
   // One optimizer step of the head on features (labels on the device), with the run's class weights.
   StepResult step_on_features(const at::Tensor& feats, const at::Tensor& labels, torch::optim::Optimizer& optim);

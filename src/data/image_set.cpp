@@ -5,28 +5,58 @@
 #include <mutex>
 
 #include "tlc/error.h"
+#include "tlc/prefetch.h"
 #include "tlc/util.h"
 
 namespace tlc {
 
 ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions& opt, int threads,
-                        int64_t memory_budget_bytes, bool strict, ScanReport& report) {
+                        int64_t memory_budget_bytes, bool strict, ScanReport& report, const ChunkSink& sink) {
   const int64_t n = static_cast<int64_t>(items.size());
   const int64_t per = static_cast<int64_t>(opt.size) * opt.size * 3;
   const bool keep = n * per <= memory_budget_bytes;
   at::Tensor all = at::empty({keep ? n : 1, opt.size, opt.size, 3}, at::kByte);
   std::vector<DecodeStatus> status(n);
-  parallel_for(static_cast<size_t>(n), threads, [&](size_t i) {
-    thread_local std::vector<uint8_t> tmp;
-    uint8_t* dst;
-    if (keep) {
-      dst = all.data_ptr<uint8_t>() + static_cast<int64_t>(i) * per;
-    } else {
-      tmp.resize(per);
-      dst = tmp.data();
-    }
-    status[i] = load_resized(items[i].path, dst, opt);
-  });
+  // Decodes items [b, e): into `all` when the set stays in memory, else into `chunk_buf` (rows from b) when
+  // a sink wants the pixels, else only to check them.
+  auto decode_range = [&](int64_t b, int64_t e, uint8_t* chunk_buf) {
+    parallel_for(static_cast<size_t>(e - b), threads, [&](size_t j) {
+      const int64_t i = b + static_cast<int64_t>(j);
+      thread_local std::vector<uint8_t> tmp;
+      uint8_t* dst;
+      if (keep) {
+        dst = all.data_ptr<uint8_t>() + i * per;
+      } else if (chunk_buf) {
+        dst = chunk_buf + static_cast<int64_t>(j) * per;
+      } else {
+        tmp.resize(per);
+        dst = tmp.data();
+      }
+      status[i] = load_resized(items[i].path, dst, opt);
+    });
+  };
+  if (!sink.fn) {
+    decode_range(0, n, nullptr);
+  } else {
+    const int64_t chunk = std::max<int64_t>(1, sink.chunk);
+    Prefetcher chunks(
+        (n + chunk - 1) / chunk,
+        [&](int64_t k, bool pinned) {
+          const int64_t b = k * chunk, e = std::min(n, b + chunk);
+          at::Tensor buf;
+          if (!keep) buf = at::empty({e - b, opt.size, opt.size, 3}, at::kByte);
+          decode_range(b, e, keep ? nullptr : buf.data_ptr<uint8_t>());
+          std::vector<int64_t> good;
+          for (int64_t i = b; i < e; ++i)
+            if (status[i].ok) good.push_back(keep ? i : i - b);
+          at::Tensor out = at::empty({static_cast<int64_t>(good.size()), opt.size, opt.size, 3},
+                                     at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
+          at::index_select_out(out, keep ? all : buf, 0, at::tensor(good, at::kLong));
+          return out;
+        },
+        sink.device);
+    for (int64_t k = 0; k < chunks.count(); ++k) sink.fn(chunks.next());
+  }
   ImageSet s;
   s.opt_ = opt;
   s.threads_ = threads;

@@ -98,7 +98,9 @@ struct DataSpec {
 
 ImageFolder list_data(const DataSpec& d) { return list_image_folder(d.data_dir); }
 
-PreparedData prepare_data(const DataSpec& d, ImageFolder folder) {
+// With `first_pass`, the training and validation images go through its feature sinks while they are
+// decoded, so that the head phase's feature extraction overlaps the decoding.
+PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassifier* first_pass = nullptr) {
   PreparedData p;
   p.folder = std::move(folder);
   const bool own_val = !d.val_dir.empty(), own_test = !d.test_dir.empty();
@@ -112,14 +114,15 @@ PreparedData prepare_data(const DataSpec& d, ImageFolder folder) {
   dopt.size = static_cast<int>(d.image_size);
   dopt.max_pixels = d.max_pixels;
   int64_t budget = d.memory_budget_mb * 1024 * 1024;
-  auto scan = [&](const std::vector<ImageItem>& items) {
-    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, d.strict, p.report);
+  auto scan = [&](const std::vector<ImageItem>& items, const char* role) {
+    const ChunkSink sink = first_pass && role ? first_pass->first_pass_sink(role) : ChunkSink{};
+    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, d.strict, p.report, sink);
     if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
     return s;
   };
-  p.train = scan(split.train);
-  p.val = scan(split.val);
-  p.test = scan(split.test);
+  p.train = scan(split.train, "train");
+  p.val = scan(split.val, "val");
+  p.test = scan(split.test, nullptr);
   for (size_t c = 0; c < p.folder.classes.size(); ++c)
     if (count_per_class(p.train.items(), static_cast<int64_t>(p.folder.classes.size()))[c] == 0)
       throw Error("class '" + p.folder.classes[c] + "' has no usable training images left; add images or remove the class folder");
@@ -359,7 +362,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
         << " epochs at lr " << t.fine_tune_lr << "\n";
   log << "  classes (" << folder.classes.size() << "): " << join(folder.classes, ", ") << "\n";
 
-  PreparedData p = prepare_data(d, std::move(folder));
+  PreparedData p = prepare_data(d, std::move(folder), topt.resume ? nullptr : &clf);
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
   report_data(p, opt.out_dir, t.seed, log, opt.verbosity);
@@ -487,7 +490,7 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
       << "  fine-tuning the last " << t.fine_tune_layers << " of " << clf.backbone().layers_with_parameters()
       << " backbone layers with parameters, " << t.fine_tune_epochs << " epochs, " << t.optimizer.name << " lr "
       << t.fine_tune_lr << ", batch " << t.batch_size << "\n";
-  PreparedData p = prepare_data(d, std::move(folder));
+  PreparedData p = prepare_data(d, std::move(folder));  // no head phase here: nothing to stream
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size());
   report_data(p, out, t.seed, log);

@@ -320,6 +320,7 @@ std::vector<EpochStats> TransferClassifier::fine_tune(const ImageSet& train, con
 TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune,
                                                             bool flip_aug) {
   // Decide the cache for this phase.
+  used_first_pass_ = false;
   Phase ph;
   ph.flip = flip_aug;
   const int64_t budget = opt_.cache_memory_mb * 1024 * 1024;
@@ -392,9 +393,23 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       }
     }
     if (!ph.train_plain.defined()) {
-      ph.train_plain = extract(train, false);
-      if (flip_aug) ph.train_flipped = extract(train, true);
-      if (val) ph.val_plain = extract(*val, false);
+      // Features the scan computed while decoding (first_pass_sink), when they cover these sets; else a pass.
+      auto streamed = [&](const std::string& role, bool flipped, int64_t rows) {
+        if (ph.kind != Phase::pooled) return at::Tensor();
+        auto it = first_pass_.find(role);
+        if (it == first_pass_.end()) return at::Tensor();
+        const auto& parts = flipped ? it->second.flipped : it->second.plain;
+        if (parts.empty()) return at::Tensor();
+        at::Tensor t = at::cat(parts);
+        return t.size(0) == rows ? t : at::Tensor();
+      };
+      ph.train_plain = streamed("train", false, train.size());
+      if (flip_aug) ph.train_flipped = streamed("train", true, train.size());
+      if (val) ph.val_plain = streamed("val", false, val->size());
+      used_first_pass_ = ph.train_plain.defined();
+      if (!ph.train_plain.defined()) ph.train_plain = extract(train, false);
+      if (flip_aug && !ph.train_flipped.defined()) ph.train_flipped = extract(train, true);
+      if (val && !ph.val_plain.defined()) ph.val_plain = extract(*val, false);
       if (!key_file.empty()) {
         std::vector<at::Tensor> t = {ph.train_plain.cpu(), val ? ph.val_plain.cpu() : at::zeros({0})};
         if (flip_aug) t.push_back(ph.train_flipped.cpu());
@@ -403,6 +418,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     }
   }
 
+  if (!fine_tune) first_pass_.clear();  // used once, by the head phase
   return ph;
 }
 
@@ -620,6 +636,26 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   }
   backbone_.unfreeze_last(0);
   return history;
+}
+
+ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
+  ChunkSink sink;
+  first_pass_.erase(role);
+  if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
+  sink.chunk = opt_.batch_size;
+  sink.device = device_;
+  const bool flipped = role == "train" && opt_.augment == "flip";
+  first_pass_[role] = FirstPass{};
+  sink.fn = [this, role, flipped](const at::Tensor& pixels) {
+    if (pixels.size(0) == 0) return;
+    torch::NoGradGuard ng;
+    FirstPass& fp = first_pass_.at(role);
+    fp.plain.push_back(backbone_.forward(backbone_input(pixels, at::Tensor(), true)).mean({2, 3}));
+    if (flipped)
+      fp.flipped.push_back(
+          backbone_.forward(backbone_input(pixels, at::ones({pixels.size(0)}, at::kByte), true)).mean({2, 3}));
+  };
+  return sink;
 }
 
 EvalStats TransferClassifier::score(const ImageSet& data) {
