@@ -7,6 +7,7 @@
 #include <cmath>
 
 #include "test_util.h"
+#include "tiny_training.h"
 #include "tlc/normalize.h"
 #include "tlc/prefetch.h"
 #include "tlc/trainer.h"
@@ -69,27 +70,7 @@ TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
 
 TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
   if (!have_cuda()) GTEST_SKIP() << "no CUDA device: run scripts/gpu_check.sh on a GPU machine";
-  TempDir t;
-  make_dataset(t.path(), 3, 12, 16);
-  auto folder = tlc::list_image_folder(t.str());
-  tlc::DecodeOptions dopt;
-  dopt.size = 16;
-  tlc::ScanReport r;
-  auto set = tlc::ImageSet::scan(folder.items, dopt, 0, 1 << 30, false, r);
-  tlc::Preprocess pre;
-  pre.image_size = 16;
-  auto run = [&](const std::string& device, const std::string& precision) {
-    tlc::TrainOptions o;
-    o.device = device;
-    o.precision = precision;
-    o.epochs = 3;
-    o.batch_size = 8;
-    o.optimizer.name = "adam";
-    o.optimizer.lr = 0.01;
-    tlc::TransferClassifier clf(tlc::Backbone::load(source("models/tiny_cnn.pt")), folder.classes, pre, o);
-    clf.fit(set, nullptr);
-    return clf.predict_proba(set.batch({0, 1, 2, 3, 4, 5}));
-  };
+  auto run = tiny_training_probabilities;
   auto cpu = run("cpu", "fp32");
   // Each precision against the CPU's fp32, within what that precision can promise after 3 epochs.
   for (auto [precision, atol] : {std::pair<std::string, double>{"fp32", 1e-4}, {"tf32", 5e-3}, {"bf16", 1e-2}}) {

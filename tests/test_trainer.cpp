@@ -7,6 +7,7 @@
 #include <numeric>
 
 #include "test_util.h"
+#include "tiny_training.h"
 #include "tlc/error.h"
 #include "tlc/trainer.h"
 
@@ -237,28 +238,7 @@ TEST(Trainer, Bf16FrozenBackboneStaysCloseToFp32AndKeepsTheSavedModelFp32) {
 // The tolerance the GPU check (tests/test_gpu.cpp) allows between a bf16 run on CUDA and an fp32 run on the
 // CPU rests on this: the same training with bf16 frozen passes stays that close to fp32 on the CPU too.
 TEST(Trainer, Bf16TrainingStaysWithinItsToleranceOfFp32) {
-  TempDir t;
-  make_dataset(t.path(), 3, 12, 16);
-  auto folder = tlc::list_image_folder(t.str());
-  tlc::DecodeOptions dopt;
-  dopt.size = 16;
-  tlc::ScanReport r;
-  auto set = tlc::ImageSet::scan(folder.items, dopt, 0, 1 << 30, false, r);
-  tlc::Preprocess pre;
-  pre.image_size = 16;
-  auto run = [&](const std::string& precision) {
-    tlc::TrainOptions o;
-    o.device = "cpu";
-    o.precision = precision;
-    o.epochs = 3;
-    o.batch_size = 8;
-    o.optimizer.name = "adam";
-    o.optimizer.lr = 0.01;
-    tlc::TransferClassifier clf(tlc::Backbone::load(source("models/tiny_cnn.pt")), folder.classes, pre, o);
-    clf.fit(set, nullptr);
-    return clf.predict_proba(set.batch({0, 1, 2, 3, 4, 5}));
-  };
-  auto fp32 = run("fp32"), bf16 = run("bf16");
+  auto fp32 = tiny_training_probabilities("cpu", "fp32"), bf16 = tiny_training_probabilities("cpu", "bf16");
   const double diff = (fp32 - bf16).abs().max().item<double>();
   std::cout << "bf16 vs fp32 training, max probability difference: " << diff << "\n";
   EXPECT_LT(diff, 1e-2);  // seen here: 1.8e-4
