@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <iostream>
+#include <map>
 #include <numeric>
 
 #include "test_util.h"
@@ -258,7 +259,13 @@ TEST(FirstPass, ScanSinkSeesEveryDecodableImageInOrder) {
     std::vector<at::Tensor> chunks;
     tlc::ChunkSink sink;
     sink.chunk = 4;
-    sink.fn = [&](const at::Tensor& px) { chunks.push_back(px.clone()); };
+    int64_t last_done = 0;
+    sink.fn = [&](const at::Tensor& px, int64_t done, int64_t total) {
+      EXPECT_EQ(total, 19);
+      EXPECT_GT(done, last_done);
+      last_done = done;
+      chunks.push_back(px.clone());
+    };
     tlc::ScanReport r, r2;
     auto streamed = tlc::ImageSet::scan(folder.items, o, 2, budget, false, r, sink);
     auto plain = tlc::ImageSet::scan(folder.items, o, 2, budget, false, r2);
@@ -266,6 +273,7 @@ TEST(FirstPass, ScanSinkSeesEveryDecodableImageInOrder) {
     ASSERT_EQ(streamed.size(), 18);
     ASSERT_EQ(streamed.in_memory(), budget > 0);
     EXPECT_EQ(chunks.size(), 5u);  // 19 files in chunks of 4
+    EXPECT_EQ(last_done, 19);
     std::vector<int64_t> all(18);
     std::iota(all.begin(), all.end(), 0);
     EXPECT_TRUE(at::equal(at::cat(chunks), plain.batch(all))) << "budget " << budget;
@@ -290,7 +298,13 @@ TEST(FirstPass, StreamedFeaturesTrainTheSameHead) {
     auto val_a = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
     a.fit(train_a, &val_a);
     EXPECT_FALSE(a.used_first_pass());
+    std::map<std::string, std::pair<int64_t, int64_t>> progress;  // label -> last (done, total)
+    b.set_progress([&](const std::string& l, int64_t done, int64_t total) { progress[l] = {done, total}; });
     auto train_b = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r, b.first_pass_sink("train"));
+    // The first pass reports progress (it is where a large data set spends its first minutes).
+    ASSERT_EQ(progress.count("decoding + caching features"), 1u);
+    EXPECT_EQ(progress["decoding + caching features"].first, static_cast<int64_t>(split.train.size()));
+    EXPECT_EQ(progress["decoding + caching features"].second, static_cast<int64_t>(split.train.size()));
     auto val_b = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r, b.first_pass_sink("val"));
     auto hb = b.fit(train_b, &val_b);
     EXPECT_TRUE(b.used_first_pass()) << aug;

@@ -24,9 +24,9 @@ struct ScanReport {
 // Optional consumer of a scan's decoded images: scan decodes chunk k+1 (on a worker, with all decoding
 // threads) while `fn` works on chunk k, so that a first pass over the images (e.g. feature extraction on a
 // GPU) overlaps the decoding. `fn` gets each chunk's decodable images, in order, as uint8 [m,S,S,3] on
-// `device` (m may be 0 when a chunk holds only broken files).
+// `device` (m may be 0 when a chunk holds only broken files), with how many of the scan's items are done.
 struct ChunkSink {
-  std::function<void(const at::Tensor& pixels)> fn;
+  std::function<void(const at::Tensor& pixels, int64_t items_done, int64_t items_total)> fn;
   int64_t chunk = 32;
   c10::Device device = c10::Device(c10::kCPU);
 };

@@ -55,7 +55,7 @@ ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions
           return out;
         },
         sink.device);
-    for (int64_t k = 0; k < chunks.count(); ++k) sink.fn(chunks.next());
+    for (int64_t k = 0; k < chunks.count(); ++k) sink.fn(chunks.next(), std::min(n, (k + 1) * chunk), n);
   }
   ImageSet s;
   s.opt_ = opt;

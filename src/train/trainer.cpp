@@ -646,14 +646,18 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   sink.device = device_;
   const bool flipped = role == "train" && opt_.augment == "flip";
   first_pass_[role] = FirstPass{};
-  sink.fn = [this, role, flipped](const at::Tensor& pixels) {
-    if (pixels.size(0) == 0) return;
-    torch::NoGradGuard ng;
-    FirstPass& fp = first_pass_.at(role);
-    fp.plain.push_back(backbone_.forward(backbone_input(pixels, at::Tensor(), true)).mean({2, 3}));
-    if (flipped)
-      fp.flipped.push_back(
-          backbone_.forward(backbone_input(pixels, at::ones({pixels.size(0)}, at::kByte), true)).mean({2, 3}));
+  // The first pass is where a large data set spends its first minutes: it shows progress like extraction.
+  const std::string label = "decoding + caching features" + std::string(role == "train" ? "" : " (" + role + ")");
+  sink.fn = [this, role, flipped, label](const at::Tensor& pixels, int64_t done, int64_t total) {
+    if (pixels.size(0) > 0) {
+      torch::NoGradGuard ng;
+      FirstPass& fp = first_pass_.at(role);
+      fp.plain.push_back(backbone_.forward(backbone_input(pixels, at::Tensor(), true)).mean({2, 3}));
+      if (flipped)
+        fp.flipped.push_back(
+            backbone_.forward(backbone_input(pixels, at::ones({pixels.size(0)}, at::kByte), true)).mean({2, 3}));
+    }
+    if (progress_) progress_(label, done, total);
   };
   return sink;
 }
