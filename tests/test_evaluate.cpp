@@ -15,7 +15,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 }  // namespace
 
@@ -98,8 +97,8 @@ TEST(Progress, PlainOutputHasNoCarriageReturns) {
 TEST(Evaluate, CliJsonCsvAndPictures) {
   TempDir t;
   auto classes = make_dataset(t.path() / "data", 3, 12, 16);
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) + " --out " +
-                               q(t.str("run")) + " --image-size 16 --epochs 8 --optimizer adam --lr 0.02"));
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 8 --optimizer adam --lr 0.02"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_EQ(r.out.find('\r'), std::string::npos);  // not a terminal: no redraws
   EXPECT_TRUE(fs::exists(t.path() / "run" / "curves.png"));

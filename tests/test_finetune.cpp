@@ -7,7 +7,6 @@ using namespace tlc_test;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 at::Tensor backbone_param(const std::string& model_or_backbone, const std::string& name, bool is_model) {
   auto m = torch::jit::load(model_or_backbone);
@@ -24,8 +23,7 @@ TEST(Finetune, TrainThenFinetuneContinuesTheRunAndSavesTheTunedBackbone) {
   TempDir t;
   make_dataset(t.path() / "data", 3, 10, 16);
   const std::string tiny = source("models/tiny_cnn.pt");
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(tiny) + " --out " + q(t.str("run")) +
-                           " --image-size 16 --epochs 2 --optimizer adam --lr 0.01"));
+  auto r = run_command(train_cmd(t.str("data"), tiny, t.str("run"), "--image-size 16 --epochs 2 --optimizer adam --lr 0.01"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("(cached features)"), std::string::npos) << r.out;
   auto f = run_command(tlc_cmd("finetune " + q(t.str("run")) + " --fine-tune-layers 1 --fine-tune-epochs 2 --fine-tune-lr 0.001"));
@@ -47,9 +45,8 @@ TEST(Finetune, TrainThenFinetuneContinuesTheRunAndSavesTheTunedBackbone) {
 TEST(Finetune, BothPhasesInOneCommand) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 8, 16);
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_bn.pt")) + " --out " +
-                           q(t.str("run")) + " --image-size 16 --epochs 2 --fine-tune-layers 2 --fine-tune-epochs 2 "
-                           "--optimizer adam --lr 0.01"));
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_bn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 2 --fine-tune-layers 2 --fine-tune-epochs 2 --optimizer adam --lr 0.01"));
   ASSERT_EQ(r.exit_code, 0) << r.out;
   EXPECT_NE(r.out.find("epoch 4/4 [fine-tune]"), std::string::npos) << r.out;
 }
@@ -61,8 +58,7 @@ TEST(Finetune, ClearErrors) {
                            " --fine-tune-layers 5 --fine-tune-epochs 1 --image-size 16"));
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.out.find("has with parameters (2)"), std::string::npos) << r.out;
-  auto ok = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) + " --out " +
-                            q(t.str("run")) + " --image-size 16 --epochs 1"));
+  auto ok = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"), "--image-size 16 --epochs 1"));
   ASSERT_EQ(ok.exit_code, 0) << ok.out;
   make_dataset(t.path() / "other", 3, 6, 16);
   auto m = run_command(tlc_cmd("finetune " + q(t.str("run")) + " --fine-tune-layers 1 --data " + q(t.str("other"))));
@@ -77,8 +73,8 @@ TEST(Finetune, DiskFeatureCacheIsReusedAndInvalidated) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 8, 16);
   auto train = [&](const std::string& out) {
-    auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) + " --out " +
-                             q(t.str(out)) + " --image-size 16 --epochs 2 --cache-dir " + q(t.str("cache"))));
+    auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str(out),
+                                   "--image-size 16 --epochs 2 --cache-dir " + q(t.str("cache"))));
     EXPECT_EQ(r.exit_code, 0) << r.out;
     return read_text(t.path() / out / "metrics.json");
   };

@@ -17,11 +17,13 @@ using namespace tlc_test;
 namespace {
 
 bool have_cuda() { return torch::cuda::is_available() && tlc::normalize_has_cuda(); }
+// Why a GPU test skips: these need a CUDA device and a build with TLC_WITH_CUDA; nothing else skips them.
+const char* const kNoGpu = "no CUDA device (or a build without TLC_WITH_CUDA): run scripts/gpu_check.sh on a GPU machine";
 
 }  // namespace
 
 TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA device (or a build without TLC_WITH_CUDA): run scripts/gpu_check.sh on a GPU machine";
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
   struct Shape { int64_t n, h, w; };
   // Awkward shapes: 1x1, odd widths, rows wider than a tile (2,048 px), batch 1 and 257, the real 160x160.
   const Shape shapes[] = {{1, 1, 1}, {1, 7, 13}, {3, 31, 33}, {257, 5, 7}, {2, 160, 160}, {5, 1, 257}, {1, 255, 1},
@@ -69,7 +71,7 @@ TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
 }
 
 TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA device: run scripts/gpu_check.sh on a GPU machine";
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
   auto run = tiny_training_probabilities;
   auto cpu = run("cpu", "fp32");
   // Each precision against the CPU's fp32, within what that precision can promise after 3 epochs.
@@ -81,7 +83,7 @@ TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
 }
 
 TEST(Gpu, PrefetchedPinnedBatchesArriveIntactOnTheDevice) {
-  if (!have_cuda()) GTEST_SKIP() << "no CUDA device: run scripts/gpu_check.sh on a GPU machine";
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
   const c10::Device cuda(c10::kCUDA, 0);
   tlc::Prefetcher p(
       40,

@@ -4,12 +4,16 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <chrono>
 #include <stdexcept>
 #include <thread>
 
+#include "test_util.h"
 #include "tlc/error.h"
 #include "tlc/prefetch.h"
+
+using namespace tlc_test;
 
 namespace {
 const c10::Device kCpu(c10::kCPU);
@@ -88,4 +92,35 @@ TEST(Prefetch, NoBatchesIsFine) {
   tlc::Prefetcher p(0, [](int64_t, bool) { return at::zeros({1}); }, kCpu);
   EXPECT_EQ(p.count(), 0);
   EXPECT_THROW(p.next(), tlc::Error);
+}
+
+TEST(Prefetch, BatchesInOrderCoverEveryIndexOnce) {
+  auto plan = tlc::batches_in_order(10, 4);
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0], (std::vector<int64_t>{0, 1, 2, 3}));
+  EXPECT_EQ(plan[2], (std::vector<int64_t>{8, 9}));
+  EXPECT_TRUE(tlc::batches_in_order(0, 4).empty());
+}
+
+TEST(Prefetch, FilesAreDecodedInOrderWithTheirStatus) {
+  TempDir t;
+  auto names = make_dataset(t.path(), 1, 3, 16);
+  std::vector<std::string> paths;
+  for (int i = 0; i < 3; ++i) paths.push_back(t.str(names[0] + "/img" + std::to_string(i) + ".png"));
+  write_text(t.path() / "broken.jpg", "not a jpeg");
+  paths.insert(paths.begin() + 1, t.str("broken.jpg"));
+  tlc::DecodeOptions opt;
+  opt.size = 16;
+  std::vector<tlc::DecodeStatus> status;
+  auto batches = tlc::prefetch_files(paths, 3, opt, 2, kCpu, status);
+  ASSERT_EQ(batches->count(), 2);
+  at::Tensor first = batches->next(), second = batches->next();
+  EXPECT_EQ(first.sizes(), (std::vector<int64_t>{3, 16, 16, 3}));
+  EXPECT_EQ(second.size(0), 1);
+  EXPECT_TRUE(status[0].ok && status[2].ok && status[3].ok);
+  EXPECT_FALSE(status[1].ok);
+  EXPECT_FALSE(status[1].error.empty());
+  std::vector<uint8_t> px(16 * 16 * 3);
+  ASSERT_TRUE(tlc::load_resized(paths[3], px.data(), opt).ok);
+  EXPECT_EQ(std::memcmp(second.data_ptr<uint8_t>(), px.data(), px.size()), 0);
 }

@@ -11,7 +11,6 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string q(const std::string& s) { return "'" + s + "'"; }
 
 std::string train_args(const TempDir& t, const std::string& run) {
   return "train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) + " --out " + q(t.str(run)) +
@@ -76,8 +75,8 @@ TEST(Robustness, SigintStopsTrainingWithACheckpoint) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 8, 16);
   // Many epochs without caches: still running when the signal comes.
-  std::string cmd = tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) + " --out " +
-                            q(t.str("run")) + " --image-size 16 --epochs 100000 --cache-features off");
+  std::string cmd = train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                      "--image-size 16 --epochs 100000 --cache-features off");
   auto r = run_command("(" + cmd + " & pid=$!; sleep 4; kill -INT $pid; wait $pid; echo exit=$?)");
   EXPECT_NE(r.out.find("exit=130"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("tlc: stopped: interrupted in epoch"), std::string::npos) << r.out;
@@ -88,8 +87,8 @@ TEST(Robustness, SigintStopsTrainingWithACheckpoint) {
 TEST(Robustness, NanLossStopsWithAClearMessage) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 8, 16);
-  auto r = run_command(tlc_cmd("train " + q(t.str("data")) + " --backbone " + q(source("models/tiny_cnn.pt")) + " --out " +
-                               q(t.str("run")) + " --image-size 16 --epochs 3 --optimizer sgd --lr 1e38"));
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 3 --optimizer sgd --lr 1e38"));
   EXPECT_EQ(r.exit_code, 1) << r.out;
   EXPECT_NE(r.out.find("lower the learning rate"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("in epoch "), std::string::npos) << r.out;
@@ -104,8 +103,8 @@ struct BadFolder {
   fs::path data() const { return t.path() / "data"; }
   BadFolder() { make_dataset(data(), 2, 6, 16); }
   CommandResult train(const std::string& extra = "") const {
-    return run_command(tlc_cmd("train " + q(data().string()) + " --backbone " + q(source("models/tiny_cnn.pt")) +
-                               " --out " + q(t.str("run")) + " --image-size 16 --epochs 1 --val-split 0 --test-split 0 " + extra));
+    return run_command(train_cmd(data().string(), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 1 --val-split 0 --test-split 0 " + extra));
   }
   std::string skipped() const { return read_text(t.path() / "run" / "skipped_files.tsv"); }
   int used() const { return json::parse(read_text(t.path() / "run" / "config.json"))["counts"]["train"]; }

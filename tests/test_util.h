@@ -97,6 +97,13 @@ inline CommandResult run_command(const std::string& cmd) {
 }
 
 inline std::string tlc_cmd(const std::string& args) { return std::string("'") + TLC_BINARY + "' " + args; }
+// A path quoted for the shell (test paths hold no single quotes).
+inline std::string q(const std::string& s) { return "'" + s + "'"; }
+// `tlc train DATA --backbone BACKBONE --out OUT EXTRA`, quoted for the shell.
+inline std::string train_cmd(const std::string& data, const std::string& backbone, const std::string& out,
+                             const std::string& extra = "") {
+  return tlc_cmd("train " + q(data) + " --backbone " + q(backbone) + " --out " + q(out) + (extra.empty() ? "" : " " + extra));
+}
 inline std::string source(const std::string& rel) { return std::string(TLC_SOURCE_DIR) + "/" + rel; }
 inline std::string test_model(const std::string& name) { return std::string(TLC_TEST_MODELS) + "/" + name; }
 

@@ -11,8 +11,13 @@
 #include <deque>
 #include <exception>
 #include <functional>
+#include <memory>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
+
+#include "tlc/image_set.h"
 
 namespace tlc {
 
@@ -47,5 +52,20 @@ class Prefetcher {
   bool failed_ = false;
   std::thread worker_;
 };
+
+// [0, n) cut into consecutive index lists of at most batch_size.
+std::vector<std::vector<int64_t>> batches_in_order(int64_t n, int64_t batch_size);
+
+// The pixels of `set` for each index list of `plan`, decoded ahead of use and sent to `device`. The set must
+// outlive the prefetcher.
+std::unique_ptr<Prefetcher> prefetch_batches(const ImageSet& set, std::vector<std::vector<int64_t>> plan,
+                                             c10::Device device);
+
+// Image files decoded ahead, batch_size at a time in order: batch k is uint8 [m,S,S,3] for paths
+// [k*batch_size, k*batch_size+m). status[i] (sized like paths) says how file i went; it is written once the
+// batch holding i has been handed out by next(). A file that fails leaves its rows unspecified.
+std::unique_ptr<Prefetcher> prefetch_files(const std::vector<std::string>& paths, int64_t batch_size,
+                                           const DecodeOptions& opt, int threads, c10::Device device,
+                                           std::vector<DecodeStatus>& status);
 
 }  // namespace tlc

@@ -87,6 +87,11 @@ struct EpochStats {
 // Resolves "auto" to cuda when a CUDA device is present, else cpu; throws tlc::Error for cuda without one.
 c10::Device resolve_device(const std::string& name);
 
+// Puts a backbone in a --precision ("auto": bf16 on CUDA, fp32 on the CPU; fp32 | tf32 | bf16): sets the
+// process-wide TF32 switches (fp32 turns off the TF32 PyTorch lets cuDNN use by default) and the frozen
+// passes' dtype. Returns the resolved name.
+std::string apply_precision(const std::string& precision, const c10::Device& device, Backbone& backbone);
+
 class TransferClassifier {
  public:
   TransferClassifier(Backbone backbone, std::vector<std::string> classes, Preprocess pre, TrainOptions opt);

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "tlc/error.h"
+#include "tlc/util.h"
 
 namespace tlc {
 
@@ -66,6 +67,45 @@ at::Tensor Prefetcher::next() {
   // From pinned memory this copy is asynchronous on the current stream; the pinned block is not reused
   // before the copy is done (Torch's host allocator records the copy).
   return t.to(device_, /*non_blocking=*/pinned_);
+}
+
+std::vector<std::vector<int64_t>> batches_in_order(int64_t n, int64_t batch_size) {
+  std::vector<std::vector<int64_t>> plan;
+  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
+    plan.emplace_back();
+    for (int64_t i = b0; i < std::min(n, b0 + batch_size); ++i) plan.back().push_back(i);
+  }
+  return plan;
+}
+
+std::unique_ptr<Prefetcher> prefetch_batches(const ImageSet& set, std::vector<std::vector<int64_t>> plan,
+                                             c10::Device device) {
+  auto shared = std::make_shared<std::vector<std::vector<int64_t>>>(std::move(plan));
+  const auto count = static_cast<int64_t>(shared->size());
+  return std::make_unique<Prefetcher>(
+      count, [&set, shared](int64_t k, bool pinned) { return set.batch((*shared)[static_cast<size_t>(k)], pinned); },
+      device);
+}
+
+std::unique_ptr<Prefetcher> prefetch_files(const std::vector<std::string>& paths, int64_t batch_size,
+                                           const DecodeOptions& opt, int threads, c10::Device device,
+                                           std::vector<DecodeStatus>& status) {
+  status.assign(paths.size(), DecodeStatus{});
+  const auto bs = static_cast<size_t>(std::max<int64_t>(1, batch_size));
+  const auto count = static_cast<int64_t>((paths.size() + bs - 1) / bs);
+  const int64_t per = static_cast<int64_t>(opt.size) * opt.size * 3;
+  return std::make_unique<Prefetcher>(
+      count,
+      [&paths, &status, bs, opt, threads, per](int64_t k, bool pinned) {
+        const size_t b0 = static_cast<size_t>(k) * bs, b1 = std::min(paths.size(), b0 + bs);
+        at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), opt.size, opt.size, 3},
+                                   at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
+        parallel_for(b1 - b0, threads, [&](size_t j) {
+          status[b0 + j] = load_resized(paths[b0 + j], pix.data_ptr<uint8_t>() + static_cast<int64_t>(j) * per, opt);
+        });
+        return pix;
+      },
+      device);
 }
 
 }  // namespace tlc

@@ -60,33 +60,22 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
   std::vector<Prediction> out(files.size());
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
-  const int64_t per = static_cast<int64_t>(dopt.size) * dopt.size * 3;
   batch_size = std::max<int64_t>(1, batch_size);
   const auto bs = static_cast<size_t>(batch_size);
-  const auto nbatches = static_cast<int64_t>((files.size() + bs - 1) / bs);
   // Batch k+1 is decoded (into pinned memory for a GPU) while batch k is classified.
-  Prefetcher batches(
-      nbatches,
-      [&](int64_t k, bool pinned) {
-        const size_t b0 = static_cast<size_t>(k) * bs, b1 = std::min(files.size(), b0 + bs);
-        at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), dopt.size, dopt.size, 3},
-                                   at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
-        parallel_for(b1 - b0, threads, [&](size_t j) {
-          Prediction& pr = out[b0 + j];
-          pr.path = files[b0 + j];
-          DecodeStatus st = load_resized(pr.path, pix.data_ptr<uint8_t>() + static_cast<int64_t>(j) * per, dopt);
-          pr.ok = st.ok;
-          pr.error = st.error;
-        });
-        return pix;
-      },
-      model.device());
+  std::vector<DecodeStatus> status;
+  auto batches = prefetch_files(files, batch_size, dopt, threads, model.device(), status);
+  const int64_t nbatches = batches->count();
   for (int64_t k = 0; k < nbatches; ++k) {
-    at::Tensor pix = batches.next();  // the statuses of its images are written once this returns
+    at::Tensor pix = batches->next();  // the statuses of its images are written once this returns
     const size_t b0 = static_cast<size_t>(k) * bs, b1 = std::min(files.size(), b0 + bs);
     std::vector<int64_t> good;
-    for (size_t i = b0; i < b1; ++i)
+    for (size_t i = b0; i < b1; ++i) {
+      out[i].path = files[i];
+      out[i].ok = status[i].ok;
+      out[i].error = status[i].error;
       if (out[i].ok) good.push_back(static_cast<int64_t>(i - b0));
+    }
     if (good.empty()) continue;
     if (good.size() < b1 - b0) pix = pix.index_select(0, at::tensor(good, at::kLong).to(pix.device()));
     at::Tensor probs = model.predict_proba(pix).contiguous();

@@ -133,12 +133,9 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
 
   // 3. Frozen backbone forward + GAP, in the precision training would use, from normalized input.
   if (opt.backbone_path.empty()) return figs;
-  const std::string prec = opt.precision == "auto" ? (dev.is_cuda() ? "bf16" : "fp32") : opt.precision;
-  at::globalContext().setAllowTF32CuBLAS(prec == "tf32");
-  at::globalContext().setAllowTF32CuDNN(prec == "tf32");
   Backbone bb = Backbone::load(opt.backbone_path);
   bb.to(dev);
-  if (prec == "bf16") bb.set_frozen_dtype(at::kBFloat16);
+  const std::string prec = apply_precision(opt.precision, dev, bb);
   const bool reduced = bb.frozen_dtype() != at::kFloat;
   auto input = [&](const at::Tensor& pixels) {
     return normalize(pixels, spec, reduced ? bb.frozen_dtype() : at::kFloat, reduced ? Layout::nhwc : Layout::nchw);
@@ -165,24 +162,11 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
     paths.push_back(folder.items[i].path);
   DecodeOptions dopt;
   dopt.size = size;
-  const int64_t per = static_cast<int64_t>(size) * size * 3;
-  const auto nbatches = static_cast<int64_t>((paths.size() + static_cast<size_t>(opt.batch_size) - 1) / static_cast<size_t>(opt.batch_size));
   auto first_pass = [&] {
     at::NoGradGuard ng;
-    Prefetcher batches(
-        nbatches,
-        [&](int64_t k, bool pinned) {
-          const size_t b0 = static_cast<size_t>(k * opt.batch_size);
-          const size_t b1 = std::min(paths.size(), b0 + static_cast<size_t>(opt.batch_size));
-          at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), size, size, 3},
-                                     at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
-          parallel_for(b1 - b0, threads, [&](size_t j) {
-            load_resized(paths[b0 + j], pix.data_ptr<uint8_t>() + static_cast<int64_t>(j) * per, dopt);
-          });
-          return pix;
-        },
-        dev);
-    for (int64_t k = 0; k < nbatches; ++k) bb.pooled_features(input(batches.next()));
+    std::vector<DecodeStatus> status;
+    auto batches = prefetch_files(paths, opt.batch_size, dopt, threads, dev, status);
+    for (int64_t k = 0; k < batches->count(); ++k) bb.pooled_features(input(batches->next()));
     sync();
   };
   t = median_seconds(std::min(opt.iterations, 3), first_pass);

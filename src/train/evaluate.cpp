@@ -65,16 +65,8 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   if (set.size() == 0) throw Error("none of the " + std::to_string(items.size()) + " images could be decoded");
   std::vector<at::Tensor> parts;
   std::vector<int64_t> labels;
-  const int64_t nbatches = (set.size() + opt.batch_size - 1) / opt.batch_size;
-  Prefetcher batches(
-      nbatches,
-      [&](int64_t k, bool pinned) {
-        std::vector<int64_t> idx;
-        for (int64_t i = k * opt.batch_size; i < std::min(set.size(), (k + 1) * opt.batch_size); ++i) idx.push_back(i);
-        return set.batch(idx, pinned);
-      },
-      model.device());
-  for (int64_t k = 0; k < nbatches; ++k) parts.push_back(model.predict_proba(batches.next()));
+  auto batches = prefetch_batches(set, batches_in_order(set.size(), opt.batch_size), model.device());
+  for (int64_t k = 0; k < batches->count(); ++k) parts.push_back(model.predict_proba(batches->next()));
   for (const auto& it : set.items()) labels.push_back(it.label);
   at::Tensor probs = at::cat(parts).contiguous();
   r.eval = evaluate_probabilities(probs, labels, opt.top_k);

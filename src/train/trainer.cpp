@@ -36,15 +36,6 @@ std::vector<int64_t> all_indices(int64_t n) {
   return v;
 }
 
-std::vector<std::vector<int64_t>> batches_in_order(int64_t n, int64_t batch_size) {
-  std::vector<std::vector<int64_t>> plan;
-  for (int64_t b0 = 0; b0 < n; b0 += batch_size) {
-    plan.emplace_back();
-    for (int64_t i = b0; i < std::min(n, b0 + batch_size); ++i) plan.back().push_back(i);
-  }
-  return plan;
-}
-
 // Mean loss and accuracy over `data` in order, batch by batch; logits_of(b0, b1) gives the logits of items
 // [b0, b1). Shared by scoring from images and validation from cached activations.
 template <typename LogitsOf>
@@ -70,14 +61,6 @@ EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Devic
   return r;
 }
 
-// The pixels of `set` for each index list of `plan`, decoded ahead of use and sent to `device`.
-std::unique_ptr<Prefetcher> prefetch(const ImageSet& set, std::vector<std::vector<int64_t>> plan, c10::Device device) {
-  auto shared = std::make_shared<std::vector<std::vector<int64_t>>>(std::move(plan));
-  const auto count = static_cast<int64_t>(shared->size());
-  return std::make_unique<Prefetcher>(
-      count, [&set, shared](int64_t k, bool pinned) { return set.batch((*shared)[static_cast<size_t>(k)], pinned); },
-      device);
-}
 }  // namespace
 
 void request_interrupt() { g_interrupt.store(true); }
@@ -205,11 +188,16 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
   head_ = Head(ho);
   backbone_.to(device_);
   head_->to(device_);
-  const std::string prec = opt_.precision == "auto" ? (device_.is_cuda() ? "bf16" : "fp32") : opt_.precision;
+  apply_precision(opt_.precision, device_, backbone_);
+}
+
+std::string apply_precision(const std::string& precision, const c10::Device& device, Backbone& backbone) {
+  const std::string prec = precision == "auto" ? (device.is_cuda() ? "bf16" : "fp32") : precision;
   // PyTorch lets cuDNN use TF32 for float32 convolutions by default; fp32 here means fp32.
   at::globalContext().setAllowTF32CuBLAS(prec == "tf32");
   at::globalContext().setAllowTF32CuDNN(prec == "tf32");
-  if (prec == "bf16") backbone_.set_frozen_dtype(at::kBFloat16);
+  backbone.set_frozen_dtype(prec == "bf16" ? at::kBFloat16 : at::kFloat);
+  return prec;
 }
 
 TransferClassifier TransferClassifier::load(const std::string& model_path, TrainOptions opt) {
@@ -349,7 +337,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     std::vector<at::Tensor> parts;
     const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
                               (flipped ? " (flipped)" : "");
-    auto batches = prefetch(set, batches_in_order(set.size(), opt_.batch_size), device_);
+    auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
     for (int64_t k = 0, b0 = 0; k < batches->count(); ++k, b0 += opt_.batch_size) {
       if (progress_) progress_(label, b0, set.size());
       at::Tensor pixels = batches->next();
@@ -570,7 +558,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       std::vector<std::vector<int64_t>> plan;
       for (size_t b0 = static_cast<size_t>(skip * opt_.batch_size); b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size))
         plan.emplace_back(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
-      batches = prefetch(train, std::move(plan), device_);
+      batches = prefetch_batches(train, std::move(plan), device_);
     }
     for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size), ++step) {
       std::vector<int64_t> idx(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
@@ -665,7 +653,7 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
 EvalStats TransferClassifier::score(const ImageSet& data) {
   head_->eval();
   torch::NoGradGuard ng;
-  auto batches = prefetch(data, batches_in_order(data.size(), opt_.batch_size), device_);
+  auto batches = prefetch_batches(data, batches_in_order(data.size(), opt_.batch_size), device_);
   return evaluate_in_order(data, opt_.batch_size, device_, [&](int64_t, int64_t) {
     return head_->forward(backbone_.pooled_features(normalize_batch(batches->next())));
   });
