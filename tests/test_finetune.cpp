@@ -1,5 +1,7 @@
 // Fine-tuning and the feature cache through the CLI: `tlc train --fine-tune-layers`, `tlc finetune RUN`,
 // --cache-dir.
+#include <nlohmann/json.hpp>
+
 #include "test_util.h"
 #include "tlc/model_file.h"
 
@@ -92,4 +94,22 @@ TEST(Finetune, DiskFeatureCacheIsReusedAndInvalidated) {
   cv::imwrite((t.path() / "data" / "circle_red" / "img0.png").string(), class_image(1, 16, 4242));
   train("c");
   EXPECT_EQ(count(), 2);
+}
+
+// Review finding: with a reduced-precision frozen path (bf16, the default on CUDA) the final scores of a
+// fine-tuning run came from the weights before fine-tuning. The test metrics a run writes must be those of
+// the model it saves, as `tlc evaluate` measures them (in fp32: within bf16's tolerance).
+TEST(Finetune, Bf16RunReportsTheMetricsOfTheModelItSaves) {
+  TempDir t;
+  make_dataset(t.path() / "data", 3, 12, 16);
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 2 --optimizer adam --lr 0.01 --precision bf16 "
+                                 "--fine-tune-layers 2 --fine-tune-epochs 3 --fine-tune-lr 0.05 --val-split 0.2 --test-split 0.3"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto m = nlohmann::json::parse(read_text(t.path() / "run" / "metrics.json"));
+  auto e = run_command(tlc_cmd("evaluate " + q(t.str("run/model.pt")) + " --json"));
+  ASSERT_EQ(e.exit_code, 0) << e.out;
+  auto ev = nlohmann::json::parse(e.out.substr(e.out.find('{')));
+  EXPECT_EQ(m["test"]["count"].get<int64_t>(), ev["count"].get<int64_t>());
+  EXPECT_NEAR(m["test"]["loss"].get<double>(), ev["loss"].get<double>(), 0.02) << r.out;
 }

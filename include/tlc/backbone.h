@@ -68,16 +68,22 @@ class Backbone {
   void to(const c10::Device& device);
 
   // Reduced precision for the frozen forward passes (feature extraction, evaluation, prediction): a copy of
-  // the module in `dtype` runs on channels-last input and the output comes back as float32. Passes that
-  // train backbone parameters always run in float32. at::kFloat switches it off.
+  // the module in `dtype` (convolution weights channels-last, like its input) runs on channels-last input and
+  // the output comes back as float32. Passes that train backbone parameters always run in float32, on the
+  // module itself; the copy takes their weights again before its next use. at::kFloat switches it off.
   void set_frozen_dtype(at::ScalarType dtype);
   at::ScalarType frozen_dtype() const { return frozen_dtype_; }
+  // Say that the module's weights were changed from outside (copied in, restored): the reduced copy, if any,
+  // takes them before its next use. Unfreezing layers marks this by itself, since they are about to change.
+  void weights_changed() { reduced_stale_ = true; }
 
  private:
   torch::jit::Module module_;
   BackboneInfo info_;
   at::ScalarType frozen_dtype_ = at::kFloat;
   std::shared_ptr<torch::jit::Module> reduced_;  // module_ in frozen_dtype_, when not float32
+  bool reduced_stale_ = false;                   // module_'s weights may differ from reduced_'s
+  void refresh_reduced();
 };
 
 std::string module_type_name(const torch::jit::Module& m);
