@@ -4,10 +4,15 @@
 #include <ATen/ATen.h>
 #include <torch/cuda.h>
 
+#include <nlohmann/json.hpp>
+
 #include <cmath>
+#include <iostream>
 
 #include "test_util.h"
 #include "tiny_training.h"
+#include "tlc/device.h"
+#include "tlc/model_file.h"
 #include "tlc/normalize.h"
 #include "tlc/prefetch.h"
 #include "tlc/trainer.h"
@@ -101,4 +106,56 @@ TEST(Gpu, PrefetchedPinnedBatchesArriveIntactOnTheDevice) {
     // Work queued behind the asynchronous copy on the same stream sees the copied bytes.
     ASSERT_EQ(t.to(at::kLong).sum().item<int64_t>(), (k % 251) * t.numel()) << "batch " << k;
   }
+}
+
+// A saved model predicts in float32 on CUDA too (no TF32, whatever an earlier run in the process allowed):
+// the same probabilities as on the CPU within fp32 noise, as Python's torch.jit.load(model.pt) gives.
+TEST(Gpu, ModelFileOnCudaPredictsInFloat32LikeTheCpu) {
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 8, 32);
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 32 --epochs 1 --device cpu"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  tlc::allow_tf32(true);  // as a tf32 training run in the same process would have left it
+  auto cpu = tlc::ModelFile::load(t.str("run/model.pt"));
+  auto gpu = tlc::ModelFile::load(t.str("run/model.pt"));
+  gpu.to(c10::Device(c10::kCUDA));
+  EXPECT_FALSE(tlc::tf32_allowed());
+  auto u8 = at::randint(0, 256, {4, 32, 32, 3}, at::kByte);
+  auto a = cpu.predict_proba(u8), b = gpu.predict_proba(u8);
+  EXPECT_TRUE(at::allclose(a, b, 1e-4, 1e-5)) << (a - b).abs().max().item<double>();
+}
+
+// bf16 is the default on CUDA: after fine-tuning, the frozen bf16 path must run the tuned weights.
+TEST(Gpu, FineTunedRunScoresItsSavedModelInBf16) {
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
+  TempDir t;
+  make_dataset(t.path() / "data", 3, 12, 16);
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 2 --optimizer adam --lr 0.01 --device cuda "
+                                 "--fine-tune-layers 2 --fine-tune-epochs 3 --fine-tune-lr 0.05 --val-split 0.2 --test-split 0.3"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  auto m = nlohmann::json::parse(read_text(t.path() / "run" / "metrics.json"));
+  auto e = run_command(tlc_cmd("evaluate " + q(t.str("run/model.pt")) + " --json --device cuda"));
+  ASSERT_EQ(e.exit_code, 0) << e.out;
+  auto ev = nlohmann::json::parse(e.out.substr(e.out.find('{')));
+  EXPECT_NEAR(m["test"]["loss"].get<double>(), ev["loss"].get<double>(), 0.02) << r.out;
+}
+
+// Out of GPU memory on purpose (VGG16 at 4,096 px, batch 128: one activation alone is ~275 GB): a clear
+// error with what was asked for, what was free and the way out; exit 1, no crash, no model left half-written.
+TEST(Gpu, OutOfMemoryIsAClearErrorWithTheWayOut) {
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 64, 16);
+  auto r = run_command(train_cmd(t.str("data"), test_model("vgg16_random.pt"), t.str("run"),
+                                 "--image-size 4096 --batch-size 128 --epochs 1 --val-split 0 --test-split 0 --device cuda"));
+  EXPECT_EQ(r.exit_code, 1) << r.out;
+  EXPECT_NE(r.out.find("out of GPU memory"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("it asked for"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("free of"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("--batch-size"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(t.path() / "run" / "model.pt"));
+  std::cout << "[ message  ] " << r.out.substr(r.out.find("tlc: error")) << "\n";
 }

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "tlc/backbone.h"
+#include "tlc/device.h"
 #include "tlc/classifier.h"
 #include "tlc/error.h"
 #include "tlc/image_set.h"
@@ -83,9 +84,6 @@ struct EpochStats {
   double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
   double seconds = 0, images_per_second = 0;
 };
-
-// Resolves "auto" to cuda when a CUDA device is present, else cpu; throws tlc::Error for cuda without one.
-c10::Device resolve_device(const std::string& name);
 
 // Puts a backbone in a --precision ("auto": bf16 on CUDA, fp32 on the CPU; fp32 | tf32 | bf16): sets the
 // process-wide TF32 switches (fp32 turns off the TF32 PyTorch lets cuDNN use by default) and the frozen

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "tlc/device.h"
 #include "tlc/error.h"
 #include "tlc/trainer.h"
 
@@ -46,8 +47,7 @@ int main(int argc, char** argv) {
     std::cerr << "tlc: error: " << e.what() << std::endl;
     return 1;
   } catch (const c10::OutOfMemoryError& e) {
-    std::cerr << "tlc: error: out of GPU memory; use a smaller --batch-size (or --image-size, or --cache-memory-mb), "
-                 "or --device cpu" << std::endl;
+    std::cerr << "tlc: error: " << tlc::describe_gpu_oom(e.what_without_backtrace()) << std::endl;
     return 1;
   } catch (const c10::Error& e) {
     std::string w = e.what_without_backtrace();

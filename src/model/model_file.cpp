@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "tlc/device.h"
 #include "tlc/error.h"
 #include "tlc/util.h"
 
@@ -112,6 +113,8 @@ at::Tensor ModelFile::logits(const at::Tensor& normalized) {
 }
 
 void ModelFile::to(const c10::Device& device) {
+  // A saved model predicts in float32, as Python's torch.jit.load(model.pt) does on the CPU: no TF32 on CUDA.
+  if (device.is_cuda()) allow_tf32(false);
   module_.to(device);
   device_ = device;
 }

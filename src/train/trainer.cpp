@@ -66,17 +66,6 @@ EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Devic
 void request_interrupt() { g_interrupt.store(true); }
 bool interrupt_requested() { return g_interrupt.load(); }
 
-c10::Device resolve_device(const std::string& name) {
-  if (name == "cpu") return c10::Device(c10::kCPU);
-  if (name == "auto") return torch::cuda::is_available() ? c10::Device(c10::kCUDA) : c10::Device(c10::kCPU);
-  if (name == "cuda") {
-    if (!torch::cuda::is_available())
-      throw Error("--device cuda was asked for but no CUDA device is visible; use --device cpu or auto");
-    return c10::Device(c10::kCUDA);
-  }
-  throw Error("unknown device '" + name + "'; choose auto, cpu or cuda");
-}
-
 namespace {
 
 void check_options(const TrainOptions& o) {
@@ -193,9 +182,7 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
 
 std::string apply_precision(const std::string& precision, const c10::Device& device, Backbone& backbone) {
   const std::string prec = precision == "auto" ? (device.is_cuda() ? "bf16" : "fp32") : precision;
-  // PyTorch lets cuDNN use TF32 for float32 convolutions by default; fp32 here means fp32.
-  at::globalContext().setAllowTF32CuBLAS(prec == "tf32");
-  at::globalContext().setAllowTF32CuDNN(prec == "tf32");
+  allow_tf32(prec == "tf32");
   backbone.set_frozen_dtype(prec == "bf16" ? at::kBFloat16 : at::kFloat);
   return prec;
 }
