@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """PyTorch eager reference figures measured in the same run as `tlc bench`, for scripts/gpu_check.sh:
 device-to-device copy bandwidth, the torch op chain for normalization
-(x.permute(0,3,1,2).float().div(127.5).sub(1)), and frozen VGG16 conv base + GAP at batch B in bf16
+(x.permute(0,3,1,2).float().div(127.5).sub(1)), the same ending in bf16 channels-last, and frozen VGG16 conv base + GAP at batch B in bf16
 channels-last. Prints one JSON object. Usage: torch_reference.py --backbone vgg16.pt [--batch 256] [--size 160]
 [--device cuda|cpu] [--iters 20]"""
 import argparse
@@ -53,6 +53,10 @@ def main():
     x = torch.randint(0, 256, (a.batch, a.size, a.size, 3), dtype=torch.uint8, device=dev)
     t = timeit(lambda: x.permute(0, 3, 1, 2).float().div(127.5).sub(1), a.iters, dev)
     out["torch_normalize_GBps"] = x.numel() * 5 / t / 1e9
+    # The same to bf16 channels-last (what the frozen backbone takes): bytes = u8 read + bf16 written.
+    t = timeit(lambda: x.permute(0, 3, 1, 2).float().div(127.5).sub(1).to(torch.bfloat16)
+               .contiguous(memory_format=torch.channels_last), a.iters, dev)
+    out["torch_normalize_bf16_cl_GBps"] = x.numel() * 3 / t / 1e9
     m = torch.jit.load(a.backbone, map_location=dev).eval()
     inp = (x.permute(0, 3, 1, 2).float() / 127.5 - 1).contiguous(memory_format=torch.channels_last)
     with torch.no_grad():
