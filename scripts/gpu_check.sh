@@ -12,7 +12,8 @@
 #   mkdir -p /tmp/devroot && tar -C /tmp/devroot -xJf .device/bundle.tar.xz && source .device/env.sh && bash scripts/gpu_check.sh
 # Stages can be skipped for a second, shorter run: GPU_CHECK_SKIP="figures rest" (names: build gpu figures e2e rest).
 # A dry run of the plumbing on a CPU machine, at a small scale, with an existing build:
-#   GPU_CHECK_DEVICE=cpu GPU_CHECK_IMAGES=64 GPU_CHECK_SIZE=32 GPU_CHECK_BUILD=build GPU_CHECK_SKIP="build gpu rest" \
+#   GPU_CHECK_DEVICE=cpu GPU_CHECK_IMAGES=64 GPU_CHECK_SIZE=32 GPU_CHECK_BATCH=16 GPU_CHECK_ITERS=2 GPU_CHECK_BUILD=build \
+#     GPU_CHECK_SKIP="build gpu rest" \
 #     PATH=$PWD/.venv/bin:$PATH bash scripts/gpu_check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -27,6 +28,8 @@ B=${GPU_CHECK_BUILD:-build-gpu}
 DEV=${GPU_CHECK_DEVICE:-cuda}
 COUNT=${GPU_CHECK_IMAGES:-2000}
 SIZE=${GPU_CHECK_SIZE:-160}
+BATCH=${GPU_CHECK_BATCH:-256}
+ITERS=${GPU_CHECK_ITERS:-10}
 step() { echo; echo "=== $* ($(( $(date +%s) - t0 )) s)"; }
 note() { echo "$*" | tee -a "$SUMMARY"; }
 skip() { case " ${GPU_CHECK_SKIP:-} " in *" $1 "*) return 0;; esac; return 1; }
@@ -37,7 +40,7 @@ timed() { local s; s=$(date +%s.%N); "$@"; rc=$?; secs=$(python3 -c "import time
 
 step "machine"
 note "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
-note "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>&1 | head -1)"
+note "gpu: $(nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader 2>/dev/null | head -1 || echo none)"
 note "$(python3 -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "cudnn", torch.backends.cudnn.version(), "device", torch.cuda.get_device_name() if torch.cuda.is_available() else "none")' 2>&1)"
 note "compiler: $(c++ --version | head -1); $(cmake --version | head -1); cores: $NPROC"
 
@@ -73,24 +76,24 @@ fi
 VGG=$B/tests/test_models/vgg16_random.pt
 IMAGES=/tmp/bench_images
 if ! skip figures || ! skip e2e; then
-  step "benchmark images: 2,000 JPEGs of 500x375 on $NPROC processes"
+  step "benchmark images: $COUNT JPEGs of 500x375 on $NPROC processes"
   python3 scripts/make_bench_images.py $IMAGES --count "$COUNT" --jobs "$NPROC" || fail "making benchmark images"
 fi
 
 if ! skip figures; then
-  step "tlc bench (cuda, bf16 channels-last) and the PyTorch eager reference"
-  timeout -k 5 150 ./$B/tlc bench --device $DEV --backbone $VGG --images $IMAGES --count "$COUNT" --batch-size 256 \
-    --image-size $SIZE --iterations 10 --threads "$NPROC" --json > "$OUT/tlc_bench.json" || { cat "$OUT/tlc_bench.json"; fail "tlc bench"; }
-  timeout -k 5 120 python3 scripts/torch_reference.py --backbone $VGG --batch 256 --size $SIZE --device $DEV --iters 20 \
+  step "tlc bench ($DEV, batch $BATCH, ${SIZE} px) and the PyTorch eager reference"
+  timeout -k 5 150 ./$B/tlc bench --device $DEV --backbone $VGG --images $IMAGES --count "$COUNT" --batch-size $BATCH \
+    --image-size $SIZE --iterations $ITERS --threads "$NPROC" --json > "$OUT/tlc_bench.json" || { cat "$OUT/tlc_bench.json"; fail "tlc bench"; }
+  timeout -k 5 120 python3 scripts/torch_reference.py --backbone $VGG --batch $BATCH --size $SIZE --device $DEV --iters $((ITERS * 2)) \
     > "$OUT/torch_reference.json" || { cat "$OUT/torch_reference.json"; fail "torch_reference.py"; }
 fi
 
 if ! skip e2e; then
-  step "end to end: 10 head epochs on 2,000 JPEGs (VGG16-160), tlc vs PyTorch scripts; fine-tuning block 5"
+  step "end to end: 10 head epochs on $COUNT JPEGs (VGG16, ${SIZE} px), tlc vs PyTorch scripts; fine-tuning block 5"
   E2E="$OUT/e2e.tsv"
   : > "$E2E"
-  common="--backbone $VGG --device $DEV --image-size $SIZE --epochs 10 --batch-size 128 --no-progress --threads $NPROC"
-  timed timeout -k 5 120 ./$B/tlc train $IMAGES $common --val-split 0 --test-split 0 --out /tmp/run_e2e > "$OUT/train_e2e.log" 2>&1
+  common="--backbone $VGG --device $DEV --image-size $SIZE --batch-size 128 --no-progress --threads $NPROC"
+  timed timeout -k 5 120 ./$B/tlc train $IMAGES $common --epochs 10 --val-split 0 --test-split 0 --out /tmp/run_e2e > "$OUT/train_e2e.log" 2>&1
   echo -e "tlc_head10_s\t$secs\t$rc" >> "$E2E"
   for mode in every-epoch cached; do
     timed timeout -k 5 150 python3 scripts/torch_train_reference.py $IMAGES --backbone $VGG --mode $mode --epochs 10 \
