@@ -1,6 +1,6 @@
 # ctest Package.FindPackageConsumer: installs the built tlc into a temporary prefix, configures and builds
 # tests/consumer against it with find_package(tlc), and runs the result. Variables: BINARY_DIR (tlc's build),
-# SOURCE_DIR, WORK (a scratch folder), TORCH_PREFIX, GENERATOR, BACKBONE.
+# SOURCE_DIR, WORK (a scratch folder), TORCH_PREFIX (cmake prefix), TORCH_ROOT (Torch itself), GENERATOR, BACKBONE.
 file(REMOVE_RECURSE "${WORK}")
 execute_process(COMMAND ${CMAKE_COMMAND} --install "${BINARY_DIR}" --prefix "${WORK}/prefix" RESULT_VARIABLE rc
                 OUTPUT_QUIET)
@@ -22,4 +22,8 @@ if(rc OR NOT out MATCHES "channels 16" OR NOT out MATCHES "97% dog, and 3% cat")
   message(FATAL_ERROR "the consumer ran wrong (${rc}):\n${out}\n${err}")
 endif()
 message(STATUS "consumer output:\n${out}")
+# And the consumer, too, loads only the Torch it was built against.
+set(BINARY "${WORK}/build/consumer")
+set(TORCH_PREFIX "${TORCH_ROOT}")
+include("${SOURCE_DIR}/tests/link_check.cmake")
 file(REMOVE_RECURSE "${WORK}")
