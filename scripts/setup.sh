@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-pip
-              libopencv-dev libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev
+              libopencv-dev libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev libgif-dev
               dataset-fashion-mnist)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
