@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # and 675 MB instead of 63 and 177 MB for this whole list; see README "Set-up cost"). ccache makes rebuilds cheap.
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-pip ccache
               libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
-              libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev
+              libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev libgif-dev
               dataset-fashion-mnist)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -25,7 +25,7 @@ struct ImageFolder {
   std::string layout_note;           // e.g. "PetImages layout (cats_vs_dogs)" when a named layout was found
 };
 
-// True for .jpg .jpeg .png .bmp .webp (any case).
+// True for .jpg .jpeg .png .bmp .webp .tif .tiff .gif (any case).
 bool has_image_extension(const std::string& path);
 
 // Named layouts as they come out of their archives: a folder holding PetImages/ (cats_vs_dogs) or

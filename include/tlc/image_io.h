@@ -7,9 +7,20 @@
 
 namespace tlc {
 
+// How an image of another aspect ratio becomes size x size:
+//   stretch: scaled to size x size, aspect ratio not kept (Keras' image_dataset_from_directory default,
+//            and what tlc always did; model files without a `resize` attribute mean this);
+//   crop:    the centred square of side min(w,h) is cut out, then scaled (Keras crop_to_aspect_ratio,
+//            fastai ResizeMethod.Crop at inference);
+//   pad:     scaled so the longer side is `size`, centred on black (Keras pad_to_aspect_ratio,
+//            fastai ResizeMethod.Pad with zeros).
+enum class ResizeMode { stretch, crop, pad };
+ResizeMode parse_resize_mode(const std::string& name);  // throws tlc::Error naming the choices
+std::string to_string(ResizeMode mode);
+
 struct DecodeOptions {
-  int size = 160;                      // output is size x size (aspect ratio is not kept, as in Keras'
-                                       // image_dataset_from_directory)
+  int size = 160;                      // output is size x size
+  ResizeMode resize = ResizeMode::stretch;
   int64_t max_pixels = 100'000'000;    // refuse larger images (decompression bombs)
   bool reduced_jpeg_decode = true;     // let libjpeg-turbo decode at 1/2, 1/4, 1/8 scale when the image is
                                        // still >= size after it (much faster; see docs/DESIGN.md)
@@ -22,7 +33,8 @@ struct DecodeStatus {
   int width = 0, height = 0;  // of the encoded image
 };
 
-// Decodes JPEG (libjpeg-turbo), PNG, BMP, WebP (OpenCV) from memory. Grayscale becomes RGB by repetition,
+// Decodes JPEG (libjpeg-turbo), PNG, BMP, WebP, TIFF (OpenCV; the first page) and GIF (giflib; the first
+// frame) from memory. Grayscale becomes RGB by repetition,
 // alpha is dropped (as PIL's convert("RGB") and Keras do), 16-bit samples are scaled to 8 bits, JPEG EXIF
 // orientation is applied. Writes size*size*3 bytes (RGB, row-major HWC) to `dst`. Never throws for bad
 // data, never prints: problems are returned in the status.
@@ -32,5 +44,8 @@ DecodeStatus decode_resized(const uint8_t* data, std::size_t len, uint8_t* dst, 
 DecodeStatus load_resized(const std::string& path, uint8_t* dst, const DecodeOptions& opt);
 
 bool read_file_bytes(const std::string& path, std::vector<uint8_t>& out, std::string* error);
+
+// Whether this build decodes GIF (giflib found at build time; GIF files are otherwise skipped with a reason).
+bool gif_supported();
 
 }  // namespace tlc

@@ -2,7 +2,7 @@
 // The saved model: ONE self-contained TorchScript file (backbone + head + class names + preprocessing) that
 // `tlc predict` needs alone and that Python can use:
 //   m = torch.jit.load("model.pt"); m.class_names; probs = m.classify_images(uint8_NHWC_RGB)
-//   or probs = m(normalized_float_NCHW); m.image_size, m.normalize name the preprocessing.
+//   or probs = m(normalized_float_NCHW); m.image_size, m.normalize, m.resize name the preprocessing.
 #include <torch/script.h>
 
 #include <string>
@@ -10,6 +10,7 @@
 
 #include "tlc/backbone.h"
 #include "tlc/classifier.h"
+#include "tlc/image_io.h"
 #include "tlc/normalize.h"
 
 namespace tlc {
@@ -20,6 +21,7 @@ struct ModelMeta {
   std::vector<std::string> classes;
   int64_t image_size = 160;
   NormalizeMode normalize = NormalizeMode::minus1to1;
+  ResizeMode resize = ResizeMode::stretch;  // files without the `resize` attribute were made with stretch
   std::string backbone_arch, backbone_weights;
 };
 
@@ -31,6 +33,8 @@ class ModelFile {
   // Throws tlc::Error naming the file when it is missing, not TorchScript, or not a tlc model.
   static ModelFile load(const std::string& path);
   const ModelMeta& meta() const { return meta_; }
+  // Decode with another resize mode than the one the model was trained with (predict/evaluate --resize).
+  void set_resize(ResizeMode mode) { meta_.resize = mode; }
   NormalizeSpec spec() const { return NormalizeSpec::from_mode(meta_.normalize); }
   torch::jit::Module& module() { return module_; }
   // Moves the model to a device; predict_proba then runs there (its input may be on any device).

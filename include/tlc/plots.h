@@ -20,7 +20,7 @@ void plot_curves(const std::vector<EpochStats>& history, const std::string& path
 // The confusion matrix as a heat map with counts, class names on both axes.
 void plot_confusion(const Evaluation& e, const std::vector<std::string>& classes, const std::string& path);
 
-// A grid of images (uint8 [N,S,S,3] RGB) with a caption under each.
+// A grid of images (uint8 [N,S,S,3] RGB) with a caption of up to two lines under each (split at '\n').
 void write_contact_sheet(const at::Tensor& images_u8, const std::vector<std::string>& captions, const std::string& path);
 
 }  // namespace tlc

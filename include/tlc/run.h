@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tlc/labels.h"
 #include "tlc/metrics.h"
 #include "tlc/model_file.h"
 #include "tlc/trainer.h"
@@ -19,6 +20,8 @@ struct TrainRunOptions {
   double val_split = 0.1, test_split = 0.1;
   int64_t image_size = 160;
   std::string normalize = "auto";  // auto: what the backbone file says, else minus1to1
+  std::string resize = "stretch";  // stretch | crop | pad (see ResizeMode); recorded in model.pt
+  LabelSource labels;              // --labels / --label-regex instead of class sub-folders (tlc/labels.h)
   TrainOptions train;
   bool strict = false;
   int threads = 0;                 // decoding threads, 0 = all cores
@@ -77,6 +80,12 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
 std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k);
 std::string format_percent(double p);
 
+// The label for one prediction: the most probable class, or kUnknownLabel when its probability is below
+// `min_confidence` (predict --min-confidence: images that fit no class; 0 never says unknown).
+inline constexpr const char* kUnknownLabel = "unknown";
+std::string predicted_label(const std::vector<float>& probs, const std::vector<std::string>& classes,
+                            double min_confidence);
+
 struct EvaluateOptions {
   std::string model_path;
   std::string data_dir;  // empty: the test split listed in splits.csv beside the model
@@ -85,6 +94,10 @@ struct EvaluateOptions {
   int64_t batch_size = 32;
   int threads = 0;
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
+  std::string resize;           // empty: the model's own (see ResizeMode); else stretch | crop | pad
+  LabelSource labels;           // label data_dir by a CSV or file names instead of class sub-folders
+  std::string show;             // when set: a contact sheet PNG of the highest-loss images (plot_top_losses)
+  int show_count = 12;          // how many images that sheet shows
 };
 
 struct Misclassified {
@@ -99,6 +112,7 @@ struct EvaluateResult {
   std::vector<SkippedFile> skipped;
   std::string source;  // what was evaluated
   std::string confusion_png, misclassified_csv;
+  std::string worst_png;  // the --show sheet, when asked for
 };
 
 // Scores a saved model on a folder (or its run's test split): metrics, confusion.png, misclassified.csv.

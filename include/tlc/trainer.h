@@ -19,6 +19,7 @@ namespace tlc {
 struct Preprocess {
   int64_t image_size = 160;
   NormalizeMode mode = NormalizeMode::minus1to1;
+  ResizeMode resize = ResizeMode::stretch;  // how other aspect ratios become image_size x image_size
 };
 
 struct TrainOptions {

@@ -31,7 +31,8 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                                 {"misclassified", r.misclassified.size()},
                                 {"skipped", skipped},
                                 {"confusion_png", r.confusion_png},
-                                {"misclassified_csv", r.misclassified_csv}}
+                                {"misclassified_csv", r.misclassified_csv},
+                                {"worst_png", r.worst_png}}
                      .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return 0;
@@ -50,6 +51,7 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
               << e.support[c] << "\n";
   std::cout << "\n" << confusion_table(e, r.classes) << "\nconfusion matrix: " << r.confusion_png << "\n"
             << r.misclassified.size() << " misclassified: " << r.misclassified_csv << "\n";
+  if (!r.worst_png.empty()) std::cout << "highest-loss images: " << r.worst_png << "\n";
   return 0;
 }
 
@@ -69,6 +71,23 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  sub->add_option("--resize", o->resize,
+                  "Override how images become the model's size: stretch, crop or pad (default: as the model was "
+                  "trained, recorded in model.pt)")
+      ->check(CLI::IsMember({"stretch", "crop", "pad"}));
+  auto* labels = sub->add_option("--labels", o->labels.csv,
+                                 "Label DATA_DIR's images by a CSV of path,label rows (relative to DATA_DIR), as in "
+                                 "`tlc train --labels`")
+                     ->check(CLI::ExistingFile);
+  sub->add_option("--label-regex", o->labels.regex,
+                  "Label DATA_DIR's images by the first capture group of this regex on the file name, as in "
+                  "`tlc train --label-regex`")
+      ->excludes(labels);
+  sub->add_option("--show", o->show,
+                  "Also write a contact sheet PNG of the highest-loss images with their true and predicted labels "
+                  "and probabilities (fastai's plot_top_losses)");
+  sub->add_option("--show-count", o->show_count, "How many images the --show sheet holds")
+      ->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_flag("--json", *json, "Print the results as JSON");
   sub->callback([o, json, exit_code] { *exit_code = run_evaluate_cmd(*o, *json); });
 }

@@ -25,12 +25,18 @@ struct PredictOptions {
   int64_t batch_size = 32;
   int threads = 0;
   std::string device = "auto";
+  double min_confidence = 0;
+  std::string resize;  // empty: as the model was trained
 };
 
 int run_predict(const PredictOptions& o) {
   ModelFile model = ModelFile::load(o.model);
   model.to(resolve_device(o.device));
+  if (!o.resize.empty()) model.set_resize(parse_resize_mode(o.resize));
   const auto& classes = model.meta().classes;
+  if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
+    std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel
+              << "': with --min-confidence it also stands for images below the threshold" << std::endl;
   std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads);
   int failed = 0;
   nlohmann::json out = nlohmann::json::array();
@@ -48,7 +54,8 @@ int run_predict(const PredictOptions& o) {
     }
     if (o.csv) {
       size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
-      std::cout << csv_field(p.path) << "," << csv_field(classes[best]) << "," << p.probabilities[best];
+      std::cout << csv_field(p.path) << "," << csv_field(predicted_label(p.probabilities, classes, o.min_confidence))
+                << "," << p.probabilities[best];
       for (float v : p.probabilities) std::cout << "," << v;
       std::cout << "\n";
     } else if (o.json) {
@@ -61,9 +68,13 @@ int run_predict(const PredictOptions& o) {
         top.push_back({{"class", classes[order[i]]}, {"probability", p.probabilities[order[i]]}});
       nlohmann::json probs = nlohmann::json::object();
       for (size_t i = 0; i < classes.size(); ++i) probs[classes[i]] = p.probabilities[i];
-      out.push_back({{"path", p.path}, {"label", classes[order[0]]}, {"top", top}, {"probabilities", probs}});
+      out.push_back({{"path", p.path}, {"label", predicted_label(p.probabilities, classes, o.min_confidence)},
+                     {"top", top}, {"probabilities", probs}});
     } else {
-      std::cout << p.path << ": " << describe_prediction(p.probabilities, classes, o.top_k) << "\n";
+      std::cout << p.path << ": ";
+      if (predicted_label(p.probabilities, classes, o.min_confidence) == kUnknownLabel)
+        std::cout << kUnknownLabel << " (no class reaches " << format_percent(o.min_confidence) << "). ";
+      std::cout << describe_prediction(p.probabilities, classes, o.top_k) << "\n";
     }
   }
   if (o.json) std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
@@ -73,13 +84,17 @@ int run_predict(const PredictOptions& o) {
     std::vector<std::string> captions;
     DecodeOptions dopt;
     dopt.size = 160;
+    dopt.resize = model.meta().resize;
     for (const auto& p : preds) {
       if (!p.ok) continue;
       at::Tensor img = at::empty({160, 160, 3}, at::kByte);
       if (!load_resized(p.path, img.data_ptr<uint8_t>(), dopt).ok) continue;
       size_t best = std::max_element(p.probabilities.begin(), p.probabilities.end()) - p.probabilities.begin();
       tiles.push_back(img);
-      captions.push_back(classes[best] + " " + format_percent(p.probabilities[best]));
+      const std::string label = predicted_label(p.probabilities, classes, o.min_confidence);
+      captions.push_back(label == classes[best] ? label + " " + format_percent(p.probabilities[best])
+                                                : label + " (" + classes[best] + " " +
+                                                      format_percent(p.probabilities[best]) + ")");
     }
     if (!tiles.empty()) {
       write_contact_sheet(at::stack(tiles), captions, o.show);
@@ -111,6 +126,14 @@ void setup_predict(CLI::App& app, int* exit_code) {
   auto* json = sub->add_flag("--json", o->json, "Print a JSON array (path, label, top, probabilities) instead of sentences");
   sub->add_flag("--csv", o->csv, "Print CSV: path,label,probability, then one column per class")->excludes(json);
   sub->add_option("--show", o->show, "Also write a contact sheet PNG of the images with their predicted labels");
+  sub->add_option("--min-confidence", o->min_confidence,
+                  "Label an image \"unknown\" (text, JSON and CSV; probabilities still shown) when no class reaches "
+                  "this probability, e.g. 0.8 for images that fit none of the classes (0: always the top class)")
+      ->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  sub->add_option("--resize", o->resize,
+                  "Override how images become the model's size: stretch, crop or pad (default: as the model was "
+                  "trained, recorded in model.pt)")
+      ->check(CLI::IsMember({"stretch", "crop", "pad"}));
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));

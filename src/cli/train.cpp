@@ -79,6 +79,14 @@ void setup_train(CLI::App& app, int* exit_code) {
                "run folder with model.pt, config.json, history.csv, metrics.json, skipped_files.tsv and splits.csv.");
   sub->add_option("data_dir", opt->data_dir, "Folder with one sub-folder of images per class (a folder holding "
                                              "PetImages/ or flower_photos/ also works)");
+  auto* labels = sub->add_option("--labels", opt->labels.csv,
+                                 "CSV of path,label rows labelling DATA_DIR's images instead of class sub-folders "
+                                 "(relative paths are relative to DATA_DIR; a header row is skipped)")
+                     ->check(CLI::ExistingFile);
+  sub->add_option("--label-regex", opt->labels.regex,
+                  "Take each image's class from its file name: the first capture group of this regular expression "
+                  "(e.g. '^([a-z]+)\\.' for Kaggle's cat.0.jpg); files that do not match are skipped and listed")
+      ->excludes(labels);
   sub->add_option("--backbone", opt->backbone_path,
                   "TorchScript backbone file made by scripts/export_backbone.py (required)");
   auto resume = std::make_shared<std::string>();
@@ -102,6 +110,10 @@ void setup_train(CLI::App& app, int* exit_code) {
                   "Pixel normalization: auto (what the backbone file says, else minus1to1), minus1to1 (x/127.5-1), "
                   "imagenet (torchvision mean/std), caffe (BGR minus ImageNet mean)")
       ->capture_default_str()->check(CLI::IsMember({"auto", "minus1to1", "imagenet", "caffe"}));
+  sub->add_option("--resize", opt->resize,
+                  "How images of another aspect ratio become SIZE x SIZE: stretch (aspect ratio not kept), crop (the "
+                  "centred square), pad (the whole image, centred on black); recorded in model.pt for predict/evaluate")
+      ->capture_default_str()->check(CLI::IsMember({"stretch", "crop", "pad"}));
   sub->add_option("--epochs", opt->train.epochs, "Epochs of head training (backbone frozen)")
       ->capture_default_str()->check(CLI::Range(0, 100000));
   sub->add_option("--lr", opt->train.optimizer.lr, "Learning rate of the head")->capture_default_str()->check(CLI::PositiveNumber);

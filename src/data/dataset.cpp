@@ -7,6 +7,7 @@
 #include <system_error>
 
 #include "tlc/error.h"
+#include "tlc/formats.h"
 #include "tlc/util.h"
 
 namespace fs = std::filesystem;
@@ -58,7 +59,8 @@ void list_class_folder(const fs::path& dir, int64_t label, ImageFolder& out) {
 bool has_image_extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
   std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return std::tolower(c); });
-  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp";
+  return ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".bmp" || ext == ".webp" || ext == ".tif" ||
+         ext == ".tiff" || ext == ".gif";
 }
 
 std::string resolve_layout(const std::string& root, std::string* note) {
@@ -114,9 +116,11 @@ ImageFolder list_image_folder(const std::string& root_in, int min_classes) {
   if (static_cast<int>(out.classes.size()) < min_classes) {
     std::string found = out.classes.empty() ? "none" : out.classes[0];
     for (size_t i = 1; i < out.classes.size(); ++i) found += ", " + out.classes[i];
+    const std::string formats = unsupported_formats_note(out.ignored);
     throw Error("data folder " + out.root + " has " + std::to_string(out.classes.size()) +
-                " class folder(s) with images (" + found + "); a classifier needs at least " +
-                std::to_string(min_classes) + ": add one sub-folder of images per class");
+                " class folder(s) with images (" + found + ")" + (formats.empty() ? "" : ": " + formats) +
+                "; a classifier needs at least " + std::to_string(min_classes) +
+                ": add one sub-folder of images per class");
   }
   return out;
 }

@@ -13,6 +13,9 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "gif.h"
+#include "resize.h"
+
 namespace tlc {
 namespace {
 
@@ -144,6 +147,29 @@ bool is_bmp(const uint8_t* d, std::size_t n) { return n >= 26 && d[0] == 'B' && 
 bool is_webp(const uint8_t* d, std::size_t n) {
   return n >= 16 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0;
 }
+// Classic TIFF, either byte order (BigTIFF is not read).
+bool is_tiff(const uint8_t* d, std::size_t n) {
+  return n >= 8 && ((d[0] == 'I' && d[1] == 'I' && d[2] == 42 && d[3] == 0) ||
+                    (d[0] == 'M' && d[1] == 'M' && d[2] == 0 && d[3] == 42));
+}
+
+// ImageWidth (tag 256) and ImageLength (257) from a TIFF's first directory; 0x0 when not found there.
+std::pair<int64_t, int64_t> tiff_size(const uint8_t* d, std::size_t n) {
+  const bool le = d[0] == 'I';
+  const std::size_t ifd = rd32(d + 4, le);
+  if (ifd > n || n - ifd < 2) return {0, 0};
+  const std::size_t count = rd16(d + ifd, le);
+  int64_t w = 0, h = 0;
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::size_t e = ifd + 2 + 12 * k;
+    if (e + 12 > n) break;
+    const uint16_t tag = rd16(d + e, le), type = rd16(d + e + 2, le);
+    const int64_t v = type == 3 ? rd16(d + e + 8, le) : type == 4 ? rd32(d + e + 8, le) : 0;
+    if (tag == 256) w = v;
+    if (tag == 257) h = v;
+  }
+  return {w, h};
+}
 
 // Width and height from the header, without decoding, so that the pixel limit holds before any
 // allocation (found by fuzzing: a 62-byte BMP header asking for gigabytes). 0x0 when not known.
@@ -164,6 +190,7 @@ std::pair<int64_t, int64_t> header_size(const uint8_t* d, std::size_t n) {
     }
     if (std::memcmp(d + 12, "VP8 ", 4) == 0) return {rd16(d + 26, true) & 0x3FFF, rd16(d + 28, true) & 0x3FFF};
   }
+  if (is_tiff(d, n)) return tiff_size(d, n);
   return {0, 0};
 }
 
@@ -171,8 +198,8 @@ bool decode_other(const uint8_t* d, std::size_t n, const DecodeOptions& opt, cv:
   // Only the formats tlc reads go to OpenCV: imdecode would otherwise try every codec it was built with
   // (DICOM, TIFF, JPEG 2000, OpenEXR, ...), and some of them abort the process on malformed input (found by
   // fuzzing: GDCM's assertion on a buffer with "DICM" at offset 128).
-  if (!is_jpeg(d, n) && !is_png(d, n) && !is_bmp(d, n) && !is_webp(d, n)) {
-    st.error = "not a JPEG, PNG, BMP or WebP image (unknown format or corrupt header)";
+  if (!is_jpeg(d, n) && !is_png(d, n) && !is_bmp(d, n) && !is_webp(d, n) && !is_tiff(d, n)) {
+    st.error = "not a JPEG, PNG, BMP, WebP, TIFF or GIF image (unknown format or corrupt header)";
     return false;
   }
   if (is_png(d, n) && !png_is_complete(d, n)) {
@@ -180,6 +207,11 @@ bool decode_other(const uint8_t* d, std::size_t n, const DecodeOptions& opt, cv:
     return false;
   }
   const auto [hw, hh] = header_size(d, n);
+  if (is_tiff(d, n) && (hw <= 0 || hh <= 0)) {
+    // libtiff would allocate whatever a later directory asks for: only sizes checked here are decoded.
+    st.error = "TIFF whose first directory gives no image size (corrupt or unusual header)";
+    return false;
+  }
   if (hw * hh > opt.max_pixels) {
     st.width = static_cast<int>(std::min<int64_t>(hw, INT32_MAX));
     st.height = static_cast<int>(std::min<int64_t>(hh, INT32_MAX));
@@ -229,19 +261,13 @@ DecodeStatus decode_resized(const uint8_t* data, std::size_t len, uint8_t* dst, 
   if (is_jpeg(data, len)) {
     ok = decode_jpeg(data, len, opt, rgb, st);
     if (!ok && st.error.empty()) ok = decode_other(data, len, opt, rgb, st);  // CMYK JPEG
+  } else if (is_gif(data, len)) {
+    ok = decode_gif_first_frame(data, len, opt.max_pixels, rgb, st);  // OpenCV 4.6 has no GIF decoder
   } else {
     ok = decode_other(data, len, opt, rgb, st);
   }
   if (!ok) return st;
-  cv::Mat target(opt.size, opt.size, CV_8UC3, dst);
-  if (rgb.cols == opt.size && rgb.rows == opt.size) {
-    rgb.copyTo(target);
-  } else {
-    // Area averaging when shrinking (no aliasing), bilinear when enlarging.
-    int interp = (rgb.cols >= opt.size && rgb.rows >= opt.size) ? cv::INTER_AREA : cv::INTER_LINEAR;
-    cv::resize(rgb, target, cv::Size(opt.size, opt.size), 0, 0, interp);
-  }
-  if (target.data != dst) target.copyTo(cv::Mat(opt.size, opt.size, CV_8UC3, dst));
+  resize_to_square(rgb, opt.size, opt.resize, dst);
   st.ok = true;
   return st;
 }

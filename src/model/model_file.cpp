@@ -66,6 +66,7 @@ void save_model_file(const std::string& path, Backbone& backbone, Head& head, co
   m.register_attribute("class_names", c10::ListType::ofStrings(), names);
   m.register_attribute("image_size", c10::IntType::get(), meta.image_size);
   m.register_attribute("normalize", c10::StringType::get(), to_string(meta.normalize));
+  m.register_attribute("resize", c10::StringType::get(), to_string(meta.resize));
   m.register_attribute("backbone_arch", c10::StringType::get(), meta.backbone_arch);
   m.register_attribute("backbone_weights", c10::StringType::get(), meta.backbone_weights);
   m.register_attribute("tlc_format_version", c10::IntType::get(), kModelFormatVersion);
@@ -101,6 +102,7 @@ ModelFile ModelFile::load(const std::string& path) {
   for (const auto& s : f.module_.attr("class_names").toListRef()) f.meta_.classes.push_back(s.toStringRef());
   f.meta_.image_size = f.module_.attr("image_size").toInt();
   f.meta_.normalize = parse_normalize_mode(f.module_.attr("normalize").toStringRef());
+  if (f.module_.hasattr("resize")) f.meta_.resize = parse_resize_mode(f.module_.attr("resize").toStringRef());
   if (f.module_.hasattr("backbone_arch")) f.meta_.backbone_arch = f.module_.attr("backbone_arch").toStringRef();
   if (f.module_.hasattr("backbone_weights")) f.meta_.backbone_weights = f.module_.attr("backbone_weights").toStringRef();
   f.module_.eval();

@@ -40,6 +40,13 @@ std::string describe_prediction(const std::vector<float>& probs, const std::vect
   return s + ".";
 }
 
+std::string predicted_label(const std::vector<float>& probs, const std::vector<std::string>& classes,
+                            double min_confidence) {
+  if (probs.empty()) return kUnknownLabel;
+  const size_t best = std::max_element(probs.begin(), probs.end()) - probs.begin();
+  return probs[best] < min_confidence ? kUnknownLabel : classes.at(best);
+}
+
 std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
                                       int threads) {
   // Expand folders (recursively, image extensions only, sorted) and keep files in the order given.
@@ -60,6 +67,7 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
   std::vector<Prediction> out(files.size());
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
+  dopt.resize = model.meta().resize;
   batch_size = std::max<int64_t>(1, batch_size);
   const auto bs = static_cast<size_t>(batch_size);
   // Batch k+1 is decoded (into pinned memory for a GPU) while batch k is classified.

@@ -1,11 +1,15 @@
 // `tlc evaluate`: a saved model scored on labelled images.
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "tlc/error.h"
+#include "tlc/image_io.h"
+#include "tlc/labels.h"
 #include "tlc/plots.h"
 #include "tlc/run.h"
 #include "tlc/prefetch.h"
@@ -34,17 +38,47 @@ std::vector<ImageItem> test_split_items(const std::string& splits, const std::ve
   return items;
 }
 
+// fastai's plot_top_losses: the images with the highest cross-entropy loss, each captioned with its true
+// class (and the probability the model gave it) and the prediction with its probability.
+void write_worst_sheet(const std::vector<ImageItem>& items, const at::Tensor& probs, const std::vector<std::string>& classes,
+                       const DecodeOptions& decoded, int count, const std::string& path) {
+  auto a = probs.accessor<float, 2>();
+  std::vector<std::pair<double, size_t>> loss;
+  for (size_t i = 0; i < items.size(); ++i)
+    loss.push_back({-std::log(std::max(1e-12f, a[i][items[i].label])), i});
+  std::stable_sort(loss.begin(), loss.end(), [](const auto& x, const auto& y) { return x.first > y.first; });
+  constexpr int kTile = 160;
+  DecodeOptions dopt = decoded;  // the evaluation's resize mode and pixel limit, at the sheet's tile size
+  dopt.size = kTile;
+  std::vector<at::Tensor> tiles;
+  std::vector<std::string> captions;
+  for (const auto& [l, i] : loss) {
+    if (static_cast<int>(tiles.size()) >= count) break;
+    at::Tensor img = at::empty({kTile, kTile, 3}, at::kByte);
+    if (!load_resized(items[i].path, img.data_ptr<uint8_t>(), dopt).ok) continue;
+    const int64_t t = items[i].label, p = probs[static_cast<int64_t>(i)].argmax().item<int64_t>();
+    tiles.push_back(img);
+    captions.push_back("true " + classes[t] + " " + format_percent(a[i][t]) + "\npred " + classes[p] + " " +
+                       format_percent(a[i][p]));
+  }
+  if (tiles.empty()) throw Error("--show " + path + ": none of the evaluated images could be read again");
+  write_contact_sheet(at::stack(tiles), captions, path);
+}
+
 }  // namespace
 
 EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   ModelFile model = ModelFile::load(opt.model_path);
   model.to(resolve_device(opt.device));
+  if (!opt.resize.empty()) model.set_resize(parse_resize_mode(opt.resize));
   EvaluateResult r;
   r.classes = model.meta().classes;
   const std::string model_dir = fs::path(opt.model_path).parent_path().string();
   std::vector<ImageItem> items;
+  if (opt.data_dir.empty() && opt.labels.active())
+    throw Error("--labels/--label-regex label the images of DATA_DIR; give the folder to evaluate");
   if (!opt.data_dir.empty()) {
-    ImageFolder f = list_image_folder_with_classes(opt.data_dir, r.classes);
+    ImageFolder f = list_images_with_classes(opt.data_dir, opt.labels, r.classes);
     items = f.items;
     r.skipped = f.ignored;
     r.source = f.root;
@@ -59,6 +93,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   if (items.empty()) throw Error("nothing to evaluate: " + r.source + " holds no images");
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
+  dopt.resize = model.meta().resize;
   ScanReport report;
   ImageSet set = ImageSet::scan(items, dopt, opt.threads, int64_t{1} << 40, false, report);
   r.skipped.insert(r.skipped.end(), report.broken.begin(), report.broken.end());
@@ -87,6 +122,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
     csv << csv_field(m.path) << "," << csv_field(m.true_label) << "," << csv_field(m.predicted_label) << ","
         << m.probability << "\n";
   write_file_atomic(r.misclassified_csv, csv.str());
+  if (!opt.show.empty()) {
+    write_worst_sheet(set.items(), probs, r.classes, dopt, std::max(1, opt.show_count), opt.show);
+    r.worst_png = opt.show;
+  }
   return r;
 }
 

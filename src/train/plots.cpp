@@ -167,9 +167,13 @@ void write_contact_sheet(const at::Tensor& images_u8, const std::vector<std::str
     cv::resize(bgr, scaled, cv::Size(tile, tile), 0, 0, rgb.cols < tile ? cv::INTER_NEAREST : cv::INTER_AREA);
     const int x = (i % cols) * tile, y = (i / cols) * (tile + cap);
     scaled.copyTo(sheet(cv::Rect(x, y, tile, tile)));
+    // Two lines of 22 characters: split at a '\n' in the caption, else where the first line is full.
     const std::string& c = i < static_cast<int>(captions.size()) ? captions[i] : "";
-    text(sheet, c.substr(0, 22), cv::Point(x + 4, y + tile + 14), 0.42);
-    if (c.size() > 22) text(sheet, c.substr(22, 22), cv::Point(x + 4, y + tile + 29), 0.42);
+    const size_t nl = c.find('\n');
+    const std::string first = nl == std::string::npos ? c.substr(0, 22) : c.substr(0, std::min<size_t>(nl, 22));
+    const std::string second = nl == std::string::npos ? (c.size() > 22 ? c.substr(22, 22) : "") : c.substr(nl + 1, 22);
+    text(sheet, first, cv::Point(x + 4, y + tile + 14), 0.42);
+    if (!second.empty()) text(sheet, second, cv::Point(x + 4, y + tile + 29), 0.42);
   }
   save_png(sheet, path);
 }

@@ -11,7 +11,10 @@
 #include <sstream>
 
 #include "tlc/error.h"
+#include "tlc/formats.h"
+#include "tlc/labels.h"
 #include "tlc/plots.h"
+#include "tlc/preprocess.h"
 #include "tlc/progress.h"
 #include "tlc/run.h"
 #include "tlc/util.h"
@@ -94,9 +97,16 @@ struct DataSpec {
   int64_t memory_budget_mb = 4096;
   int threads = 0;
   bool strict = false;
+  ResizeMode resize = ResizeMode::stretch;
+  LabelSource labels;  // when active, labels come from a CSV or file names instead of class folders
 };
 
-ImageFolder list_data(const DataSpec& d) { return list_image_folder(d.data_dir); }
+ImageFolder list_data(const DataSpec& d) {
+  if (!d.labels.csv.empty() && (!d.val_dir.empty() || !d.test_dir.empty()))
+    throw Error("--labels lists the images of the data folder only; with it, hold out images with --val-split/"
+                "--test-split instead of --val-dir/--test-dir (or label every folder with --label-regex)");
+  return list_images(d.data_dir, d.labels);
+}
 
 // With `first_pass`, the training and validation images go through its feature sinks while they are
 // decoded, so that the head phase's feature extraction overlaps the decoding.
@@ -104,8 +114,8 @@ PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassif
   PreparedData p;
   p.folder = std::move(folder);
   const bool own_val = !d.val_dir.empty(), own_test = !d.test_dir.empty();
-  if (own_val) p.val_folder = list_image_folder_with_classes(d.val_dir, p.folder.classes);
-  if (own_test) p.test_folder = list_image_folder_with_classes(d.test_dir, p.folder.classes);
+  if (own_val) p.val_folder = list_images_with_classes(d.val_dir, d.labels, p.folder.classes);
+  if (own_test) p.test_folder = list_images_with_classes(d.test_dir, d.labels, p.folder.classes);
   Split split = split_stratified(p.folder.items, static_cast<int64_t>(p.folder.classes.size()),
                                  own_val ? 0.0 : d.val_split, own_test ? 0.0 : d.test_split, d.seed, p.folder.classes);
   if (own_val) split.val = p.val_folder.items;
@@ -113,6 +123,7 @@ PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassif
   DecodeOptions dopt;
   dopt.size = static_cast<int>(d.image_size);
   dopt.max_pixels = d.max_pixels;
+  dopt.resize = d.resize;
   int64_t budget = d.memory_budget_mb * 1024 * 1024;
   auto scan = [&](const std::vector<ImageItem>& items, const char* role) {
     const ChunkSink sink = first_pass && role ? first_pass->first_pass_sink(role) : ChunkSink{};
@@ -147,6 +158,7 @@ void report_data(const PreparedData& p, const std::string& out_dir, uint64_t see
   }
   const size_t ignored = p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size();
   if (ignored > 0) log << "  ignored " << ignored << " non-image or stray file(s) (listed in skipped_files.tsv)\n";
+  if (const std::string formats = unsupported_formats_note(p.folder.ignored); !formats.empty()) log << "  " << formats << "\n";
   if (!p.report.warnings.empty()) {
     log << "  " << p.report.warnings.size() << " image(s) decoded with warnings and used (listed in skipped_files.tsv)\n";
     if (verbosity >= 2)
@@ -313,7 +325,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
   if (opt.image_size < 8 || opt.image_size > 4096) throw Error("--image-size must be between 8 and 4096");
   if (opt.train.epochs < 0) throw Error("--epochs must be >= 0");
   DataSpec d{opt.data_dir, opt.val_dir, opt.test_dir, opt.val_split, opt.test_split, opt.train.seed, opt.image_size,
-             opt.max_pixels, opt.memory_budget_mb, opt.threads, opt.strict};
+             opt.max_pixels, opt.memory_budget_mb, opt.threads, opt.strict, parse_resize_mode(opt.resize), opt.labels};
   ImageFolder folder = list_data(d);
   res.classes = folder.classes;
   Backbone backbone = Backbone::load(opt.backbone_path);
@@ -323,17 +335,10 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
 
   Preprocess pre;
   pre.image_size = opt.image_size;
-  std::string norm_origin;
-  if (opt.normalize == "auto") {
-    pre.mode = bi.normalize.empty() ? NormalizeMode::minus1to1 : parse_normalize_mode(bi.normalize);
-    norm_origin = bi.normalize.empty() ? "default; the backbone file does not say" : "from the backbone file";
-  } else {
-    pre.mode = parse_normalize_mode(opt.normalize);
-    norm_origin = "from --normalize";
-    if (!bi.normalize.empty() && bi.normalize != opt.normalize)
-      log << "warning: the backbone expects " << bi.normalize << " normalization but --normalize " << opt.normalize
-          << " was given\n";
-  }
+  pre.resize = d.resize;
+  const NormalizeChoice norm = choose_normalize(opt.normalize, bi);
+  pre.mode = norm.mode;
+  if (!norm.warning.empty()) log << "warning: " << norm.warning << "\n";
 
   res.run_dir = opt.out_dir;
   fs::create_directories(opt.out_dir);
@@ -352,7 +357,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
   log << "  backbone: " << bi.path << " (" << bi.arch << ", " << bi.weights << " weights, " << bi.output_channels
       << " channels, " << clf.backbone().parameter_count() << " parameters, frozen)\n";
   log << "  preprocessing: " << pre.image_size << "x" << pre.image_size << ", normalize " << to_string(pre.mode)
-      << " (" << norm_origin << ")" << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";
+      << " (" << norm.origin << "), resize " << to_string(pre.resize) << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";
   log << "  head: GAP -> " << (t.hidden > 0 ? "Dense(" + std::to_string(t.hidden) + ", relu) -> " : "")
       << (t.dropout > 0 ? "Dropout(" + fmt(t.dropout, 2) + ") -> " : "") << "Dense(" << folder.classes.size() << "); "
       << t.optimizer.name << " lr " << t.optimizer.lr << ", " << t.epochs << " epochs, batch " << t.batch_size
@@ -378,6 +383,9 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
       {"backbone", {{"path", bi.path}, {"arch", bi.arch}, {"weights", bi.weights}, {"output_channels", bi.output_channels}}},
       {"image_size", pre.image_size},
       {"normalize", to_string(pre.mode)},
+      {"resize", to_string(pre.resize)},
+      {"labels_csv", opt.labels.csv.empty() ? std::string() : fs::absolute(opt.labels.csv).string()},
+      {"label_regex", opt.labels.regex},
       {"val_split", opt.val_dir.empty() ? opt.val_split : 0.0},
       {"test_split", opt.test_dir.empty() ? opt.test_split : 0.0},
       {"seed", t.seed},
@@ -432,6 +440,8 @@ TrainRunResult resume_training(const std::string& run_dir, std::ostream& log) {
   o.test_split = c.at("test_split");
   o.image_size = c.at("image_size");
   o.normalize = c.at("requested_normalize");
+  o.resize = c.value("resize", std::string("stretch"));
+  o.labels = {c.value("labels_csv", std::string()), c.value("label_regex", std::string())};
   o.max_pixels = c.at("max_pixels");
   o.strict = c.at("strict");
   o.threads = c.at("threads");
@@ -473,6 +483,8 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
   d.test_split = cfg.value("test_split", 0.1);
   d.seed = t.seed;
   d.image_size = clf.preprocess().image_size;
+  d.resize = clf.preprocess().resize;
+  d.labels = {cfg.value("labels_csv", std::string()), cfg.value("label_regex", std::string())};
   d.max_pixels = cfg.value("max_pixels", int64_t{100'000'000});
   d.memory_budget_mb = opt.memory_budget_mb;
   d.threads = opt.threads;

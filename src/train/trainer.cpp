@@ -195,6 +195,7 @@ TransferClassifier TransferClassifier::load(const std::string& model_path, Train
   Preprocess pre;
   pre.image_size = m.meta().image_size;
   pre.mode = m.meta().normalize;
+  pre.resize = m.meta().resize;
   Backbone b = Backbone::from_module(mod.attr("backbone").toModule(), model_path + " (backbone)");
   TransferClassifier clf(std::move(b), m.meta().classes, pre, std::move(opt));
   torch::NoGradGuard ng;
@@ -657,6 +658,7 @@ void TransferClassifier::save(const std::string& path) {
   meta.classes = classes_;
   meta.image_size = pre_.image_size;
   meta.normalize = pre_.mode;
+  meta.resize = pre_.resize;
   meta.backbone_arch = backbone_.info().arch;
   meta.backbone_weights = backbone_.info().weights;
   // The file is always written from CPU copies so that it loads anywhere.
