@@ -252,7 +252,8 @@ TEST(Newcomer, NonAsciiLabelsAreTransliteratedAndSaidSo) {
   cv::Mat a = cv::imread(t.str("a.png")), b = cv::imread(t.str("b.png"));
   ASSERT_GE(a.rows, b.rows + 10);  // the note
   cv::Rect caption(0, 160, b.cols, b.rows - 160);
-  EXPECT_EQ(cv::countNonZero((a(caption) != b(caption)).reshape(1)), 0);
+  cv::Mat differ = a(caption) != b(caption);
+  EXPECT_EQ(cv::countNonZero(differ.reshape(1)), 0);
 }
 
 TEST(Newcomer, PredictCsvKeepsFailedFilesWithTheirError) {
