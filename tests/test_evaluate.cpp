@@ -143,7 +143,7 @@ TEST(Evaluate, CliJsonCsvAndPictures) {
   auto p = run_command(tlc_cmd("predict " + q(t.str("run/model.pt")) + " " + q(t.str("data/line_blue")) + " --csv --show " +
                                q(t.str("sheet.png")) + " 2>/dev/null"));
   ASSERT_EQ(p.exit_code, 0) << p.out;
-  EXPECT_EQ(p.out.rfind("path,label,probability,circle_red,line_blue,square_green\n", 0), 0u) << p.out;
+  EXPECT_EQ(p.out.rfind("path,label,probability,circle_red,line_blue,square_green,error\n", 0), 0u) << p.out;
   EXPECT_EQ(std::count(p.out.begin(), p.out.end(), '\n'), 13);
   cv::Mat sheet = cv::imread(t.str("sheet.png"));
   ASSERT_FALSE(sheet.empty());

@@ -28,9 +28,14 @@ struct ModelMeta {
 // Builds the combined module and writes it atomically (temp file + fsync + rename).
 void save_model_file(const std::string& path, Backbone& backbone, Head& head, const ModelMeta& meta);
 
+// The model file a user meant: `path` itself, or RUN_DIR/model.pt for a run folder. Throws tlc::Error that
+// says what was expected for a missing path, or a folder without model.pt.
+std::string resolve_model_path(const std::string& path);
+
 class ModelFile {
  public:
-  // Throws tlc::Error naming the file when it is missing, not TorchScript, or not a tlc model.
+  // Takes a model.pt or a run folder (resolve_model_path). Throws tlc::Error naming the file when it is
+  // missing, an image or other non-model file (arguments swapped), damaged, or not a tlc model.
   static ModelFile load(const std::string& path);
   const ModelMeta& meta() const { return meta_; }
   // Decode with another resize mode than the one the model was trained with (predict/evaluate --resize).

@@ -72,9 +72,10 @@ struct Prediction {
   std::vector<float> probabilities;  // one per class, in the model's class order
 };
 
-// Decodes and classifies the given files; folders are walked recursively for image files.
+// Decodes and classifies the given files; folders are walked for image files by list_image_files (the rule
+// training uses). Images above `max_pixels` fail with the reason instead of being decoded.
 std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
-                                      int threads);
+                                      int threads, int64_t max_pixels = 100'000'000);
 
 // "This image seems 97% dog, and 3% cat." for two classes; for more, the top-k as "Sneaker 91%, Bag 5%, ...".
 std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k);
@@ -93,6 +94,7 @@ struct EvaluateOptions {
   int top_k = 3;
   int64_t batch_size = 32;
   int threads = 0;
+  int64_t max_pixels = 100'000'000;  // larger images are skipped with the reason (decompression bombs)
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
   std::string resize;           // empty: the model's own (see ResizeMode); else stretch | crop | pad
   LabelSource labels;           // label data_dir by a CSV or file names instead of class sub-folders
@@ -126,7 +128,7 @@ struct BenchOptions {
   int64_t images = 256;       // decode+resize sample size
   int iterations = 5;
   int threads = 0;
-  std::string device = "cpu";
+  std::string device = "auto";  // auto (CUDA when present) | cpu | cuda, as the other commands
   std::string precision = "auto";  // of the frozen backbone: auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
 };
 

@@ -12,6 +12,8 @@ namespace {
 int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
   EvaluateResult r = run_evaluate(o);
   const auto& e = r.eval;
+  // With k at least the number of classes every true class is in the top k: a figure of 1 that says nothing.
+  const bool top_k_shown = static_cast<size_t>(e.top_k) < r.classes.size();
   if (json) {
     nlohmann::json per = nlohmann::json::array();
     for (size_t c = 0; c < r.classes.size(); ++c)
@@ -23,8 +25,8 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                                 {"count", e.count},
                                 {"loss", e.loss},
                                 {"accuracy", e.accuracy},
-                                {"top_k", e.top_k},
-                                {"top_k_accuracy", e.top_k_accuracy},
+                                {"top_k", top_k_shown ? nlohmann::json(e.top_k) : nlohmann::json(nullptr)},
+                                {"top_k_accuracy", top_k_shown ? nlohmann::json(e.top_k_accuracy) : nlohmann::json(nullptr)},
                                 {"classes", r.classes},
                                 {"per_class", per},
                                 {"confusion", e.confusion},
@@ -40,7 +42,9 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
   std::cout << "tlc evaluate: " << o.model_path << " on " << r.source << "\n";
   if (!r.skipped.empty()) std::cout << "  skipped " << r.skipped.size() << " file(s) that are not usable images\n";
   std::cout << std::fixed << std::setprecision(4) << "images: " << e.count << "\nloss: " << e.loss
-            << "\naccuracy: " << e.accuracy << "\ntop-" << e.top_k << " accuracy: " << e.top_k_accuracy << "\n\n";
+            << "\naccuracy: " << e.accuracy << "\n";
+  if (top_k_shown) std::cout << "top-" << e.top_k << " accuracy: " << e.top_k_accuracy << "\n";
+  std::cout << "\n";
   size_t w = 10;
   for (const auto& c : r.classes) w = std::max(w, c.size() + 2);
   std::cout << std::left << std::setw(static_cast<int>(w)) << "class" << std::right << std::setw(10) << "precision"
@@ -63,13 +67,15 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   CLI::App* sub = app.add_subcommand(
       "evaluate", "Score a trained model on labelled images: loss, accuracy, top-k accuracy, per-class "
                   "precision/recall/F1, the confusion matrix (table and confusion.png) and misclassified.csv.");
-  sub->add_option("model", o->model_path, "model.pt written by `tlc train`")->required();
+  sub->add_option("model", o->model_path, "model.pt written by `tlc train`, or its run folder")->required();
   sub->add_option("data_dir", o->data_dir,
                   "Folder with one sub-folder per class (default: the run's own test split, from splits.csv)");
   sub->add_option("--out", o->out_dir, "Where to write confusion.png and misclassified.csv (default: beside the model)");
-  sub->add_option("--top-k", o->top_k, "k of the top-k accuracy")->capture_default_str()->check(CLI::Range(1, 1000));
+  sub->add_option("--top-k", o->top_k, "k of the top-k accuracy (not shown when k >= the number of classes)")->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-pixels", o->max_pixels, "Skip images with more pixels than this (decompression bombs)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->add_option("--resize", o->resize,
                   "Override how images become the model's size: stretch, crop or pad (default: as the model was "

@@ -2,7 +2,10 @@
 #include <c10/util/Exception.h>
 #include <opencv2/core/utility.hpp>
 
+#include <algorithm>
 #include <csignal>
+#include <cstdint>
+#include <vector>
 #include <iostream>
 
 #include "commands.h"
@@ -17,6 +20,39 @@ namespace {
 extern "C" void on_signal(int sig) {
   tlc::request_interrupt();
   std::signal(sig, SIG_DFL);
+}
+
+// Levenshtein distance, for "did you mean" on a mistyped command.
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// An unknown command as the first argument: say so, and name the closest command when one is near.
+bool explain_unknown_command(const CLI::App& app, int argc, char** argv) {
+  if (argc < 2 || argv[1][0] == '-') return false;
+  const std::string given = argv[1];
+  std::string best;
+  size_t best_d = SIZE_MAX;
+  for (const CLI::App* sub : app.get_subcommands({})) {
+    if (sub->get_name() == given) return false;
+    const size_t d = edit_distance(given, sub->get_name());
+    if (d < best_d) best_d = d, best = sub->get_name();
+  }
+  std::cerr << "tlc: error: unknown command '" << given << "'";
+  if (best_d <= std::max<size_t>(2, given.size() / 3)) std::cerr << "; did you mean '" << best << "'?";
+  std::cerr << " (`tlc --help` lists the commands)" << std::endl;
+  return true;
 }
 
 }  // namespace
@@ -39,6 +75,7 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
+    if (e.get_exit_code() != 0 && explain_unknown_command(app, argc, argv)) return e.get_exit_code();
     return app.exit(e);
   } catch (const tlc::Interrupted& e) {
     std::cerr << "tlc: stopped: " << e.what() << "; continue with `tlc train --resume RUN_DIR`" << std::endl;

@@ -24,6 +24,7 @@ struct PredictOptions {
   std::string show;
   int64_t batch_size = 32;
   int threads = 0;
+  int64_t max_pixels = 100'000'000;
   std::string device = "auto";
   double min_confidence = 0;
   std::string resize;  // empty: as the model was trained
@@ -37,19 +38,20 @@ int run_predict(const PredictOptions& o) {
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
     std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel
               << "': with --min-confidence it also stands for images below the threshold" << std::endl;
-  std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads);
+  std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads, o.max_pixels);
   int failed = 0;
   nlohmann::json out = nlohmann::json::array();
   if (o.csv) {
     std::cout << "path,label,probability";
     for (const auto& c : classes) std::cout << "," << csv_field(c);
-    std::cout << "\n";
+    std::cout << ",error\n";
   }
   for (const auto& p : preds) {
     if (!p.ok) {
       ++failed;
       std::cerr << "tlc: error: cannot classify " << p.path << ": " << p.error << std::endl;
       if (o.json) out.push_back({{"path", p.path}, {"error", p.error}});
+      if (o.csv) std::cout << csv_field(p.path) << ",," << std::string(classes.size() + 1, ',') << csv_field(p.error) << "\n";
       continue;
     }
     if (o.csv) {
@@ -57,7 +59,7 @@ int run_predict(const PredictOptions& o) {
       std::cout << csv_field(p.path) << "," << csv_field(predicted_label(p.probabilities, classes, o.min_confidence))
                 << "," << p.probabilities[best];
       for (float v : p.probabilities) std::cout << "," << v;
-      std::cout << "\n";
+      std::cout << ",\n";
     } else if (o.json) {
       std::vector<size_t> order(p.probabilities.size());
       for (size_t i = 0; i < order.size(); ++i) order[i] = i;
@@ -119,12 +121,13 @@ void setup_predict(CLI::App& app, int* exit_code) {
   CLI::App* sub = app.add_subcommand(
       "predict", "Classify images with a trained model: for two classes a sentence (\"This image seems 97% dog, and "
                  "3% cat.\"), for more the top-k classes with percentages.");
-  sub->add_option("model", o->model, "model.pt written by `tlc train`")->required();
+  sub->add_option("model", o->model, "model.pt written by `tlc train`, or its run folder")->required();
   sub->add_option("images", o->inputs, "Image files or folders (searched recursively)")->required();
   sub->add_option("--top-k", o->top_k, "How many classes to show for more than two classes")
       ->capture_default_str()->check(CLI::Range(1, 1000));
   auto* json = sub->add_flag("--json", o->json, "Print a JSON array (path, label, top, probabilities) instead of sentences");
-  sub->add_flag("--csv", o->csv, "Print CSV: path,label,probability, then one column per class")->excludes(json);
+  sub->add_flag("--csv", o->csv, "Print CSV: path,label,probability, one column per class, then error (empty, or why "
+                "the file could not be classified)")->excludes(json);
   sub->add_option("--show", o->show, "Also write a contact sheet PNG of the images with their predicted labels");
   sub->add_option("--min-confidence", o->min_confidence,
                   "Label an image \"unknown\" (text, JSON and CSV; probabilities still shown) when no class reaches "
@@ -136,6 +139,8 @@ void setup_predict(CLI::App& app, int* exit_code) {
       ->check(CLI::IsMember({"stretch", "crop", "pad"}));
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  sub->add_option("--max-pixels", o->max_pixels, "Skip images with more pixels than this (decompression bombs)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
 }

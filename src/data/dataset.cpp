@@ -8,6 +8,7 @@
 
 #include "tlc/error.h"
 #include "tlc/formats.h"
+#include "tlc/text.h"
 #include "tlc/util.h"
 
 namespace fs = std::filesystem;
@@ -25,36 +26,111 @@ bool is_dir(const fs::path& p) {
   return fs::is_directory(p, ec);
 }
 
-// Lists the image files under one class folder, recursing into sub-folders (some archives nest), without
-// following symbolic links to folders (a link loop would never end).
-void list_class_folder(const fs::path& dir, int64_t label, ImageFolder& out) {
-  std::vector<fs::path> files;
+bool is_split_name(const std::string& n) {
+  for (const char* s : {"train", "training", "test", "testing", "val", "valid", "validation", "dev", "eval"})
+    if (n == s) return true;
+  return false;
+}
+
+std::string join(const std::vector<std::string>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + v[i];
+  return s;
+}
+
+// One class folder's listing, with where its images lie: directly inside, or in which sub-folders.
+struct ClassListing {
+  fs::path dir;
+  ImageFolder one;
+  size_t direct = 0;
+  std::set<std::string> sub_folders;  // sub-folders (first level) that hold images
+};
+
+ClassListing list_class_folder(const fs::path& dir, int64_t label) {
+  ClassListing c;
+  c.dir = dir;
+  for (auto& f : list_image_files(dir.string(), &c.one.ignored)) {
+    const fs::path rel = fs::path(f).lexically_relative(dir);
+    if (rel.has_parent_path()) c.sub_folders.insert(rel.begin()->string());
+    else ++c.direct;
+    c.one.items.push_back({std::move(f), label});
+  }
+  return c;
+}
+
+// A folder passed one level too high: data/ holding train/ and test/ that each hold the class folders (a
+// Kaggle-style download), or data/ holding a single folder that holds the class folders. Training would
+// silently learn "train vs test", so this stops with the folder to give instead.
+void check_not_one_level_too_high(const fs::path& root, const std::vector<ClassListing>& listed, size_t with_images,
+                                  int min_classes) {
+  if (listed.empty()) return;
+  bool all_nested = true, same_subs = true, split_names = true;
+  for (const auto& c : listed) {
+    all_nested = all_nested && c.direct == 0 && !c.sub_folders.empty();
+    same_subs = same_subs && c.sub_folders == listed[0].sub_folders;
+    split_names = split_names && is_split_name(c.dir.filename().string());
+  }
+  if (!all_nested) return;
+  const std::vector<std::string> subs(listed[0].sub_folders.begin(), listed[0].sub_folders.end());
+  if (listed.size() == 1 && static_cast<int>(with_images) < min_classes && subs.size() >= 2) {
+    throw Error("data folder " + root.string() + " holds a single folder, " + listed[0].dir.filename().string() +
+                ", whose images lie in its sub-folders (" + join(subs) + "), which look like the class folders; give " +
+                listed[0].dir.string() + " as the data folder");
+  }
+  if (listed.size() < 2 || !(split_names || (same_subs && subs.size() >= 2))) return;
+  std::vector<std::string> names;
+  const ClassListing* train = &listed[0];
+  for (const auto& c : listed) {
+    names.push_back(c.dir.filename().string());
+    if (c.one.items.size() > train->one.items.size()) train = &c;
+  }
+  for (const auto& c : listed)
+    if (c.dir.filename() == "train" || c.dir.filename() == "training") train = &c;
+  std::string others;
+  for (const auto& c : listed) {
+    if (&c == train) continue;
+    const std::string n = c.dir.filename().string();
+    const bool is_test = n.rfind("test", 0) == 0 || n == "eval";
+    others += std::string(others.empty() ? "" : ", ") + (is_test ? "--test-dir " : "--val-dir ") + c.dir.string();
+  }
+  throw Error("data folder " + root.string() + " holds " + join(names) +
+              ", and each holds only sub-folders of images (" + join(subs) +
+              "): these look like the class folders, one level down (a dataset already split). Training here would "
+              "learn to tell " + join(names) + " apart; give " + train->dir.string() +
+              " as the data folder, with the other part(s) as " + others);
+}
+
+}  // namespace
+
+std::vector<std::string> list_image_files(const std::string& dir, std::vector<SkippedFile>* ignored) {
+  std::vector<std::string> files;
+  auto skip = [&](const fs::path& p, const std::string& why) {
+    if (ignored) ignored->push_back({p.string(), why});
+  };
   std::error_code ec;
   fs::recursive_directory_iterator it(dir, fs::directory_options::skip_permission_denied, ec), end;
-  if (ec) throw Error("cannot read class folder " + dir.string() + ": " + ec.message());
+  if (ec) throw Error("cannot read folder " + dir + ": " + ec.message());
   for (; it != end; it.increment(ec)) {
     if (ec) {
-      out.ignored.push_back({dir.string(), "could not list: " + ec.message()});
+      skip(dir, "could not list: " + ec.message());
       break;
     }
     const fs::path& p = it->path();
-    if (is_hidden(p)) {
+    if (is_hidden(p)) {  // .DS_Store, macOS's ._name resource forks, .git: never images
       if (it->is_directory(ec)) it.disable_recursion_pending();
-      out.ignored.push_back({p.string(), "hidden file"});
+      skip(p, "hidden file");
       continue;
     }
     if (it->is_directory(ec)) continue;
     if (!has_image_extension(p.string())) {
-      out.ignored.push_back({p.string(), "not an image file (extension)"});
+      skip(p, "not an image file (extension)");
       continue;
     }
-    files.push_back(p);
+    files.push_back(p.string());
   }
   std::sort(files.begin(), files.end());
-  for (auto& f : files) out.items.push_back({f.string(), label});
+  return files;
 }
-
-}  // namespace
 
 bool has_image_extension(const std::string& path) {
   std::string ext = fs::path(path).extension().string();
@@ -102,17 +178,21 @@ ImageFolder list_image_folder(const std::string& root_in, int min_classes) {
                 " has no class sub-folders; expected one sub-folder per class (e.g. " + out.root + "/cat, " +
                 out.root + "/dog) holding images");
   std::sort(class_dirs.begin(), class_dirs.end());
+  std::vector<ClassListing> listed;
   for (auto& d : class_dirs) {
-    ImageFolder one;
-    list_class_folder(d, static_cast<int64_t>(out.classes.size()), one);
-    out.ignored.insert(out.ignored.end(), one.ignored.begin(), one.ignored.end());
-    if (one.items.empty()) {
-      out.ignored.push_back({d.string(), "empty class folder (no images): class dropped"});
+    ClassListing c = list_class_folder(d, static_cast<int64_t>(out.classes.size()));
+    out.ignored.insert(out.ignored.end(), c.one.ignored.begin(), c.one.ignored.end());
+    if (c.one.items.empty()) {
+      out.ignored.push_back({d.string(), std::string(kEmptyClassReason)});
       continue;
     }
-    out.classes.push_back(d.filename().string());
-    out.items.insert(out.items.end(), one.items.begin(), one.items.end());
+    // The class name travels into the model file and JSON, which need UTF-8; the folder name may not be.
+    out.classes.push_back(escape_name(d.filename().string()));
+    out.class_folders.push_back(d.filename().string());
+    out.items.insert(out.items.end(), c.one.items.begin(), c.one.items.end());
+    listed.push_back(std::move(c));
   }
+  check_not_one_level_too_high(out.root, listed, out.classes.size(), min_classes);
   if (static_cast<int>(out.classes.size()) < min_classes) {
     std::string found = out.classes.empty() ? "none" : out.classes[0];
     for (size_t i = 1; i < out.classes.size(); ++i) found += ", " + out.classes[i];
@@ -128,13 +208,16 @@ ImageFolder list_image_folder(const std::string& root_in, int min_classes) {
 ImageFolder list_image_folder_with_classes(const std::string& root, const std::vector<std::string>& classes) {
   ImageFolder f = list_image_folder(root, 1);
   std::vector<int64_t> remap(f.classes.size());
+  std::vector<std::string> unknown;
   for (size_t i = 0; i < f.classes.size(); ++i) {
     auto it = std::find(classes.begin(), classes.end(), f.classes[i]);
-    if (it == classes.end())
-      throw Error("folder " + f.root + " has class '" + f.classes[i] +
-                  "', which the training folder does not have; the class folders must match");
-    remap[i] = it - classes.begin();
+    if (it == classes.end()) unknown.push_back(f.classes[i]);
+    else remap[i] = it - classes.begin();
   }
+  if (!unknown.empty())
+    throw Error("folder " + f.root + " has the classes [" + join(f.classes) + "], but the model (or the training folder) has [" +
+                join(classes) + "]; " + join(unknown) + (unknown.size() == 1 ? " is" : " are") +
+                " not among them: give a folder whose class sub-folders are among the model's");
   for (auto& item : f.items) item.label = remap[item.label];
   f.classes = classes;
   return f;
@@ -145,7 +228,7 @@ Split split_stratified(const std::vector<ImageItem>& items, int64_t num_classes,
                        const std::vector<std::string>& class_names) {
   if (val_fraction < 0 || test_fraction < 0 || val_fraction + test_fraction >= 1.0)
     throw Error("validation and test fractions must be >= 0 and add up to less than 1 (got " +
-                std::to_string(val_fraction) + " and " + std::to_string(test_fraction) + ")");
+                format_number(val_fraction) + " and " + format_number(test_fraction) + ")");
   std::vector<std::vector<ImageItem>> by_class(num_classes);
   for (const auto& it : items) by_class.at(it.label).push_back(it);
   Split s;
@@ -161,8 +244,8 @@ Split split_stratified(const std::vector<ImageItem>& items, int64_t num_classes,
     if (val_fraction > 0 && n_val == 0) n_val = 1;
     if (n - n_test - n_val < 1)
       throw Error("class '" + (c < (int64_t)class_names.size() ? class_names[c] : std::to_string(c)) + "' has " + std::to_string(n) + " image(s), too few for a " +
-                  "validation split of " + std::to_string(val_fraction) + " and a test split of " +
-                  std::to_string(test_fraction) + " (it needs at least " + std::to_string(n_test + n_val + 1) +
+                  "validation split of " + format_number(val_fraction) + " and a test split of " +
+                  format_number(test_fraction) + " (it needs at least " + std::to_string(n_test + n_val + 1) +
                   "); add images, lower --val-split/--test-split, or give --val-dir/--test-dir");
     s.test.insert(s.test.end(), v.begin(), v.begin() + n_test);
     s.val.insert(s.val.end(), v.begin() + n_test, v.begin() + n_test + n_val);

@@ -4,6 +4,7 @@
 
 #include "tlc/classifier.h"
 #include "tlc/error.h"
+#include "tlc/text.h"
 
 namespace tlc {
 
@@ -29,7 +30,7 @@ at::Tensor HeadImpl::forward(const at::Tensor& features) {
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(const OptimizerOptions& opt, std::vector<at::Tensor> params) {
-  if (!(opt.lr > 0)) throw Error("--lr must be > 0 (got " + std::to_string(opt.lr) + ")");
+  if (!(opt.lr > 0)) throw Error("--lr must be > 0 (got " + format_number(opt.lr) + ")");
   if (opt.name == "rmsprop")
     return std::make_unique<torch::optim::RMSprop>(
         params, torch::optim::RMSpropOptions(opt.lr).alpha(0.9).eps(1e-7).momentum(opt.momentum));

@@ -1,5 +1,7 @@
 #include "tlc/model_file.h"
 
+#include <cstdio>
+#include <cstring>
 #include <filesystem>
 
 #include "tlc/device.h"
@@ -42,6 +44,35 @@ std::string first_line(const std::string& s) {
   return nl == std::string::npos ? s : s.substr(0, nl);
 }
 
+// PyTorch's first line, shortened at a word boundary with a visible "..." rather than cut mid-word.
+std::string short_reason(const std::string& s) {
+  std::string l = first_line(s);
+  if (l.size() <= 160) return l;
+  size_t cut = l.rfind(' ', 157);
+  return l.substr(0, cut == std::string::npos || cut < 80 ? 157 : cut) + " ...";
+}
+
+// What the first bytes of a file say it is, for the files people pass instead of a model by mistake.
+std::string sniff(const std::string& path) {
+  unsigned char b[12] = {0};
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) return "";
+  const size_t n = std::fread(b, 1, sizeof b, f);
+  std::fclose(f);
+  if (n >= 4 && b[0] == 'P' && b[1] == 'K' && b[2] == 3 && b[3] == 4) return "zip";
+  if (n >= 3 && b[0] == 0xFF && b[1] == 0xD8 && b[2] == 0xFF) return "a JPEG image";
+  if (n >= 4 && b[0] == 0x89 && b[1] == 'P' && b[2] == 'N' && b[3] == 'G') return "a PNG image";
+  if (n >= 4 && b[0] == 'G' && b[1] == 'I' && b[2] == 'F' && b[3] == '8') return "a GIF image";
+  if (n >= 12 && std::memcmp(b, "RIFF", 4) == 0 && std::memcmp(b + 8, "WEBP", 4) == 0) return "a WebP image";
+  if (n >= 2 && b[0] == 'B' && b[1] == 'M') return "a BMP image";
+  if (n == 0) return "an empty file";
+  return "";
+}
+
+const char* const kModelUsage =
+    "the model comes first: give the model.pt that `tlc train` writes, or its run folder, then the images "
+    "(tlc predict MODEL_OR_RUN_DIR IMAGE..., tlc evaluate MODEL_OR_RUN_DIR [DATA_DIR])";
+
 }  // namespace
 
 void save_model_file(const std::string& path, Backbone& backbone, Head& head, const ModelMeta& meta) {
@@ -81,16 +112,35 @@ void save_model_file(const std::string& path, Backbone& backbone, Head& head, co
   });
 }
 
-ModelFile ModelFile::load(const std::string& path) {
+std::string resolve_model_path(const std::string& path) {
+  namespace fs = std::filesystem;
   std::error_code ec;
-  if (!std::filesystem::exists(path, ec))
+  if (!fs::exists(path, ec))
     throw Error("model file " + path + " not found; train one with: tlc train DATA_DIR --backbone FILE --out RUN_DIR");
+  if (!fs::is_directory(path, ec)) return path;
+  const fs::path model = fs::path(path) / "model.pt";
+  if (fs::exists(model, ec)) return model.string();
+  if (fs::exists(fs::path(path) / "checkpoint.pt", ec))
+    throw Error(path + " is a run folder whose training was interrupted: it has checkpoint.pt but no model.pt yet; "
+                "finish it with `tlc train --resume " + path + "`");
+  throw Error(path + " is a folder without model.pt, not a model or a run folder; " + kModelUsage);
+}
+
+ModelFile ModelFile::load(const std::string& path_in) {
+  const std::string path = resolve_model_path(path_in);
+  const std::string kind = sniff(path);
+  if (kind != "zip") {
+    if (kind.find("image") != std::string::npos)
+      throw Error(path + " is " + kind + ", not a model; " + kModelUsage);
+    throw Error(path + " is " + (kind.empty() ? std::string("not a model file") : kind + ", not a model file") +
+                " (a tlc model.pt is a TorchScript zip archive); " + kModelUsage);
+  }
   ModelFile f;
   try {
     f.module_ = torch::jit::load(path, torch::kCPU);
   } catch (const c10::Error& e) {
-    throw Error("model file " + path + " cannot be loaded (" + first_line(e.what_without_backtrace()).substr(0, 200) +
-                "); it is damaged or not a TorchScript file: use the model.pt that `tlc train` writes");
+    throw Error("model file " + path + " cannot be loaded: it is damaged (a truncated copy?) or not a TorchScript "
+                "file; use the model.pt that `tlc train` writes. PyTorch says: " + short_reason(e.what_without_backtrace()));
   }
   for (const char* a : {"class_names", "image_size", "normalize", "norm_bgr", "tlc_format_version"})
     if (!f.module_.hasattr(a))

@@ -48,17 +48,14 @@ std::string predicted_label(const std::vector<float>& probs, const std::vector<s
 }
 
 std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
-                                      int threads) {
-  // Expand folders (recursively, image extensions only, sorted) and keep files in the order given.
+                                      int threads, int64_t max_pixels) {
+  // Folders are expanded with the same rule as training's class folders (hidden files skipped, image
+  // extensions only, sorted); files named on the command line are taken as given, in that order.
   std::vector<std::string> files;
   for (const auto& p : paths) {
     std::error_code ec;
     if (fs::is_directory(p, ec)) {
-      std::vector<std::string> found;
-      for (auto it = fs::recursive_directory_iterator(p, fs::directory_options::skip_permission_denied, ec);
-           !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
-        if (!it->is_directory(ec) && has_image_extension(it->path().string())) found.push_back(it->path().string());
-      std::sort(found.begin(), found.end());
+      std::vector<std::string> found = list_image_files(p);
       files.insert(files.end(), found.begin(), found.end());
     } else {
       files.push_back(p);
@@ -68,6 +65,7 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
   dopt.resize = model.meta().resize;
+  dopt.max_pixels = max_pixels;
   batch_size = std::max<int64_t>(1, batch_size);
   const auto bs = static_cast<size_t>(batch_size);
   // Batch k+1 is decoded (into pinned memory for a GPU) while batch k is classified.

@@ -68,12 +68,14 @@ void write_worst_sheet(const std::vector<ImageItem>& items, const at::Tensor& pr
 }  // namespace
 
 EvaluateResult run_evaluate(const EvaluateOptions& opt) {
-  ModelFile model = ModelFile::load(opt.model_path);
+  // A run folder stands for its model.pt; splits.csv and the outputs are then found beside that.
+  const std::string model_path = resolve_model_path(opt.model_path);
+  ModelFile model = ModelFile::load(model_path);
   model.to(resolve_device(opt.device));
   if (!opt.resize.empty()) model.set_resize(parse_resize_mode(opt.resize));
   EvaluateResult r;
   r.classes = model.meta().classes;
-  const std::string model_dir = fs::path(opt.model_path).parent_path().string();
+  const std::string model_dir = fs::path(model_path).parent_path().string();
   std::vector<ImageItem> items;
   if (opt.data_dir.empty() && opt.labels.active())
     throw Error("--labels/--label-regex label the images of DATA_DIR; give the folder to evaluate");
@@ -85,7 +87,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   } else {
     const std::string splits = (fs::path(model_dir.empty() ? "." : model_dir) / "splits.csv").string();
     if (!fs::exists(splits))
-      throw Error("no DATA_DIR given and no splits.csv beside " + opt.model_path +
+      throw Error("no DATA_DIR given and no splits.csv beside " + model_path +
                   "; give a folder with one sub-folder per class to evaluate on");
     items = test_split_items(splits, r.classes);
     r.source = "the run's test split (" + splits + ")";
@@ -94,6 +96,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
   dopt.resize = model.meta().resize;
+  dopt.max_pixels = opt.max_pixels;
   ScanReport report;
   ImageSet set = ImageSet::scan(items, dopt, opt.threads, int64_t{1} << 40, false, report);
   r.skipped.insert(r.skipped.end(), report.broken.begin(), report.broken.end());

@@ -10,6 +10,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "tlc/error.h"
+#include "tlc/text.h"
 #include "tlc/util.h"
 
 namespace tlc {
@@ -31,8 +32,16 @@ void save_png(const cv::Mat& img, const std::string& path) {
   });
 }
 
+// OpenCV's built-in (Hershey) fonts have only ASCII glyphs and draw anything else as "?": labels are
+// transliterated instead (see transliterate_ascii). A TrueType font would need OpenCV's contrib modules
+// (freetype) and a font with every script, a heavy dependency for a label.
 void text(cv::Mat& img, const std::string& s, cv::Point at, double scale = 0.45, cv::Scalar colour = kBlack) {
-  cv::putText(img, s, at, cv::FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv::LINE_AA);
+  cv::putText(img, transliterate_ascii(s), at, cv::FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv::LINE_AA);
+}
+
+int text_width(const std::string& s, double scale) {
+  int baseline = 0;
+  return cv::getTextSize(transliterate_ascii(s), cv::FONT_HERSHEY_SIMPLEX, scale, 1, &baseline).width;
 }
 
 std::string num(double v, int prec) {
@@ -127,11 +136,14 @@ void plot_confusion(const Evaluation& e, const std::vector<std::string>& classes
   const int K = static_cast<int>(classes.size());
   const int cell = std::max(28, std::min(80, 640 / std::max(1, K)));
   const int left = 150, top = 60;
-  cv::Mat img(top + K * cell + 130, left + K * cell + 20, CV_8UC3, kWhite);
+  // Wide enough for the title too (with two classes the matrix alone is narrower than it).
+  const std::string title = "Confusion matrix (rows: true class, columns: predicted)";
+  const int width = std::max(left + K * cell + 20, text_width(title, 0.5) + 20);
+  cv::Mat img(top + K * cell + 130, width, CV_8UC3, kWhite);
   int64_t mx = 1;
   for (const auto& row : e.confusion)
     for (auto v : row) mx = std::max(mx, v);
-  text(img, "Confusion matrix (rows: true class, columns: predicted)", cv::Point(10, 25), 0.5);
+  text(img, title, cv::Point(10, 25), 0.5);
   for (int t = 0; t < K; ++t) {
     for (int p = 0; p < K; ++p) {
       const double f = static_cast<double>(e.confusion[t][p]) / static_cast<double>(mx);
@@ -142,11 +154,11 @@ void plot_confusion(const Evaluation& e, const std::vector<std::string>& classes
       text(img, std::to_string(e.confusion[t][p]), cv::Point(c.x + cell / 2 - 8, c.y + cell / 2 + 5), 0.45,
            f > 0.6 ? kWhite : kBlack);
     }
-    text(img, classes[t].substr(0, 18), cv::Point(8, top + t * cell + cell / 2 + 5), 0.45);
+    text(img, transliterate_ascii(classes[t]).substr(0, 18), cv::Point(8, top + t * cell + cell / 2 + 5), 0.45);
   }
   for (int p = 0; p < K; ++p) {  // column labels, rotated by drawing into a transposed strip
     cv::Mat strip(cell, 120, CV_8UC3, kWhite);
-    text(strip, classes[p].substr(0, 14), cv::Point(4, cell / 2 + 5), 0.45);
+    text(strip, transliterate_ascii(classes[p]).substr(0, 14), cv::Point(4, cell / 2 + 5), 0.45);
     cv::Mat rot;
     cv::rotate(strip, rot, cv::ROTATE_90_COUNTERCLOCKWISE);
     rot.copyTo(img(cv::Rect(left + p * cell, top + K * cell + 5, cell, 120)));
@@ -159,7 +171,17 @@ void write_contact_sheet(const at::Tensor& images_u8, const std::vector<std::str
   const int n = static_cast<int>(imgs.size(0));
   const int tile = 160, cap = 34, cols = std::max(1, std::min(n, 6));
   const int rows = (n + cols - 1) / cols;
-  cv::Mat sheet(std::max(1, rows) * (tile + cap), cols * tile, CV_8UC3, kWhite);
+  bool transliterated = false;
+  std::vector<std::string> shown;
+  for (const auto& c : captions) {
+    bool changed = false;
+    shown.push_back(transliterate_ascii(c, &changed));
+    transliterated = transliterated || changed;
+  }
+  const std::string note = "labels transliterated to ASCII (the font has no other letters)";
+  const int footer = transliterated ? 22 : 0;
+  cv::Mat sheet(std::max(1, rows) * (tile + cap) + footer, std::max(cols * tile, transliterated ? text_width(note, 0.42) + 8 : 0),
+                CV_8UC3, kWhite);
   for (int i = 0; i < n; ++i) {
     cv::Mat rgb(static_cast<int>(imgs.size(1)), static_cast<int>(imgs.size(2)), CV_8UC3, imgs[i].data_ptr<uint8_t>());
     cv::Mat bgr, scaled;
@@ -168,13 +190,14 @@ void write_contact_sheet(const at::Tensor& images_u8, const std::vector<std::str
     const int x = (i % cols) * tile, y = (i / cols) * (tile + cap);
     scaled.copyTo(sheet(cv::Rect(x, y, tile, tile)));
     // Two lines of 22 characters: split at a '\n' in the caption, else where the first line is full.
-    const std::string& c = i < static_cast<int>(captions.size()) ? captions[i] : "";
+    const std::string& c = i < static_cast<int>(shown.size()) ? shown[i] : "";
     const size_t nl = c.find('\n');
     const std::string first = nl == std::string::npos ? c.substr(0, 22) : c.substr(0, std::min<size_t>(nl, 22));
     const std::string second = nl == std::string::npos ? (c.size() > 22 ? c.substr(22, 22) : "") : c.substr(nl + 1, 22);
     text(sheet, first, cv::Point(x + 4, y + tile + 14), 0.42);
     if (!second.empty()) text(sheet, second, cv::Point(x + 4, y + tile + 29), 0.42);
   }
+  if (transliterated) text(sheet, note, cv::Point(4, sheet.rows - 7), 0.42, kMark);
   save_png(sheet, path);
 }
 

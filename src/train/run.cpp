@@ -10,6 +10,7 @@
 #include <ostream>
 #include <sstream>
 
+#include "tlc/data_checks.h"
 #include "tlc/error.h"
 #include "tlc/formats.h"
 #include "tlc/labels.h"
@@ -17,6 +18,7 @@
 #include "tlc/preprocess.h"
 #include "tlc/progress.h"
 #include "tlc/run.h"
+#include "tlc/text.h"
 #include "tlc/util.h"
 
 namespace fs = std::filesystem;
@@ -127,20 +129,19 @@ PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassif
   int64_t budget = d.memory_budget_mb * 1024 * 1024;
   auto scan = [&](const std::vector<ImageItem>& items, const char* role) {
     const ChunkSink sink = first_pass && role ? first_pass->first_pass_sink(role) : ChunkSink{};
-    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, d.strict, p.report, sink);
+    // --strict is judged by check_training_data once all splits are decoded, so that it counts every file.
+    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, false, p.report, sink);
     if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
     return s;
   };
   p.train = scan(split.train, "train");
   p.val = scan(split.val, "val");
   p.test = scan(split.test, nullptr);
-  for (size_t c = 0; c < p.folder.classes.size(); ++c)
-    if (count_per_class(p.train.items(), static_cast<int64_t>(p.folder.classes.size()))[c] == 0)
-      throw Error("class '" + p.folder.classes[c] + "' has no usable training images left; add images or remove the class folder");
   return p;
 }
 
-void report_data(const PreparedData& p, const std::string& out_dir, uint64_t seed, std::ostream& log, int verbosity = 1) {
+void report_data(const PreparedData& p, const std::string& out_dir, uint64_t seed, std::ostream& log, int verbosity,
+                 bool strict) {
   std::ostringstream tsv;
   tsv << "path\treason\n";
   for (const auto& f : p.report.broken) tsv << f.path << "\tundecodable: " << f.reason << "\n";
@@ -159,6 +160,9 @@ void report_data(const PreparedData& p, const std::string& out_dir, uint64_t see
   const size_t ignored = p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size();
   if (ignored > 0) log << "  ignored " << ignored << " non-image or stray file(s) (listed in skipped_files.tsv)\n";
   if (const std::string formats = unsupported_formats_note(p.folder.ignored); !formats.empty()) log << "  " << formats << "\n";
+  for (const auto* fl : {&p.folder, &p.val_folder, &p.test_folder}) log << dropped_class_notes(fl->ignored);
+  check_training_data({&p.folder, &p.val_folder, &p.test_folder}, p.train.items(), p.report.broken, strict,
+                      path_in(out_dir, "skipped_files.tsv"));
   if (!p.report.warnings.empty()) {
     log << "  " << p.report.warnings.size() << " image(s) decoded with warnings and used (listed in skipped_files.tsv)\n";
     if (verbosity >= 2)
@@ -360,17 +364,17 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
       << " (" << norm.origin << "), resize " << to_string(pre.resize) << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";
   log << "  head: GAP -> " << (t.hidden > 0 ? "Dense(" + std::to_string(t.hidden) + ", relu) -> " : "")
       << (t.dropout > 0 ? "Dropout(" + fmt(t.dropout, 2) + ") -> " : "") << "Dense(" << folder.classes.size() << "); "
-      << t.optimizer.name << " lr " << t.optimizer.lr << ", " << t.epochs << " epochs, batch " << t.batch_size
+      << t.optimizer.name << " lr " << t.optimizer.lr << ", " << count_noun(t.epochs, "epoch") << ", batch " << t.batch_size
       << ", seed " << t.seed << "\n";
   if (t.fine_tune_layers > 0 && t.fine_tune_epochs > 0)
-    log << "  then fine-tuning: last " << t.fine_tune_layers << " layer(s) with parameters, " << t.fine_tune_epochs
-        << " epochs at lr " << t.fine_tune_lr << "\n";
+    log << "  then fine-tuning: last " << t.fine_tune_layers << " layer(s) with parameters, "
+        << count_noun(t.fine_tune_epochs, "epoch") << " at lr " << t.fine_tune_lr << "\n";
   log << "  classes (" << folder.classes.size() << "): " << join(folder.classes, ", ") << "\n";
 
   PreparedData p = prepare_data(d, std::move(folder), topt.resume ? nullptr : &clf);
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
-  report_data(p, opt.out_dir, t.seed, log, opt.verbosity);
+  report_data(p, opt.out_dir, t.seed, log, opt.verbosity, opt.strict);
 
   // The configuration is written before training, so that an interrupted run can be resumed from it.
   json config = {
@@ -379,6 +383,7 @@ TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& out) {
       {"val_dir", opt.val_dir},
       {"test_dir", opt.test_dir},
       {"classes", p.folder.classes},
+      {"class_folders_hex", hex_bytes(p.folder.class_folders)},  // the folder names' bytes (classes are UTF-8)
       {"counts", {{"train", p.train.size()}, {"val", p.val.size()}, {"test", p.test.size()}}},
       {"backbone", {{"path", bi.path}, {"arch", bi.arch}, {"weights", bi.weights}, {"output_channels", bi.output_channels}}},
       {"image_size", pre.image_size},
@@ -500,12 +505,12 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log) {
   log << "tlc finetune: " << opt.run_dir << " on " << folder.root << "\n"
       << "  device: " << clf.device().str() << "\n"
       << "  fine-tuning the last " << t.fine_tune_layers << " of " << clf.backbone().layers_with_parameters()
-      << " backbone layers with parameters, " << t.fine_tune_epochs << " epochs, " << t.optimizer.name << " lr "
+      << " backbone layers with parameters, " << count_noun(t.fine_tune_epochs, "epoch") << ", " << t.optimizer.name << " lr "
       << t.fine_tune_lr << ", batch " << t.batch_size << "\n";
   PreparedData p = prepare_data(d, std::move(folder));  // no head phase here: nothing to stream
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size());
-  report_data(p, out, t.seed, log);
+  report_data(p, out, t.seed, log, 1, opt.strict);
   std::vector<EpochStats> before = read_history(path_in(opt.run_dir, "history.csv"));
   const int first = before.empty() ? 1 : before.back().epoch + 1;
   res.initial_val = clf.score(p.val.size() > 0 ? p.val : p.train);

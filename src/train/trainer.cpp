@@ -19,6 +19,7 @@
 #include <numeric>
 
 #include "tlc/error.h"
+#include "tlc/text.h"
 #include "tlc/image_io.h"
 #include "tlc/model_file.h"
 #include "tlc/prefetch.h"
@@ -564,7 +565,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       if (!std::isfinite(l))
         throw Error("the training loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) +
                     " (step " + std::to_string(b0 / opt_.batch_size + 1) + "); lower the learning rate (now " +
-                    std::to_string(lr) + ") and train again");
+                    format_number(lr) + ") and train again");
       loss_sum += l * static_cast<double>(idx.size());
       correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       seen += static_cast<int64_t>(idx.size());
