@@ -4,6 +4,7 @@
 //   clf.fit(train, &val);  clf.score(test);  clf.predict_proba(u8_batch);  clf.save("model.pt");
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -11,6 +12,7 @@
 #include "tlc/classifier.h"
 #include "tlc/error.h"
 #include "tlc/image_set.h"
+#include "tlc/interrupt.h"
 #include "tlc/normalize.h"
 
 namespace tlc {
@@ -18,6 +20,16 @@ namespace tlc {
 struct Preprocess {
   int64_t image_size = 160;
   NormalizeMode mode = NormalizeMode::minus1to1;
+};
+
+struct EpochStats {
+  int epoch = 0;  // 1-based, counting on through the fine-tuning phase
+  std::string phase = "head";  // head | fine-tune
+  std::string cache = "none";  // none | features | prefix: what the epoch read instead of running the backbone
+  double lr = 0;
+  double loss = 0, acc = 0;
+  double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
+  double seconds = 0, images_per_second = 0;
 };
 
 struct TrainOptions {
@@ -57,32 +69,17 @@ struct TrainOptions {
   // atomically after every epoch and when an interruption is requested; resume = continue from it.
   std::string checkpoint;
   bool resume = false;
+  // Continuing a finished run (more epochs, as Keras' initial_epoch): the run's history. The weights are the
+  // classifier's own (loaded from model.pt); the phase of the history's last epoch goes on from its epoch
+  // count to opt.epochs (head) or opt.fine_tune_epochs (fine-tune) with a fresh optimizer state.
+  std::vector<EpochStats> continue_from;
 };
-
-// Thrown when training stopped because interrupt_requested() became true (SIGINT/SIGTERM in the CLI); the
-// checkpoint, if any, was written first.
-class Interrupted : public Error {
- public:
-  using Error::Error;
-};
-// Set from a signal handler to stop training after the current step.
-void request_interrupt();
-bool interrupt_requested();
 
 struct EvalStats {
   double loss = 0, acc = 0;
   int64_t count = 0;
 };
 
-struct EpochStats {
-  int epoch = 0;  // 1-based, counting on through the fine-tuning phase
-  std::string phase = "head";  // head | fine-tune
-  std::string cache = "none";  // none | features | prefix: what the epoch read instead of running the backbone
-  double lr = 0;
-  double loss = 0, acc = 0;
-  double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
-  double seconds = 0, images_per_second = 0;
-};
 
 // Resolves "auto" to cuda when a CUDA device is present, else cpu; throws tlc::Error for cuda without one.
 c10::Device resolve_device(const std::string& name);
@@ -166,6 +163,9 @@ class TransferClassifier {
 
   struct Phase;
   struct Resume;
+  // The state to continue from: the checkpoint (opt.resume), a finished run's history (opt.continue_from),
+  // or none.
+  std::unique_ptr<Resume> resume_state() const;
   Phase prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune, bool flip_aug);
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                     int first_epoch, int epochs, bool fine_tune, Resume* resume,
