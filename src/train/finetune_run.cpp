@@ -58,7 +58,7 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   const std::string cfg_path = path_in(opt.run_dir, "config.json");
   const std::string model_path = path_in(opt.run_dir, "model.pt");
   if (!fs::exists(cfg_path) || !fs::exists(model_path))
-    throw Error(opt.run_dir + " is not a finished tlc run folder (it needs config.json and model.pt from `tlc train`" +
+    throw Error(opt.run_dir + " is not a tlc run folder (it needs config.json and model.pt from `tlc train`" +
                 (fs::exists(path_in(opt.run_dir, "checkpoint.pt"))
                      ? "; it holds an interrupted run: finish it with `tlc train --resume " + shell_quote(opt.run_dir) + "`)"
                      : ")"));
