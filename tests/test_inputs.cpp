@@ -377,7 +377,7 @@ TEST_F(TrainedWide, PredictMinConfidenceSaysUnknownInTextJsonAndCsv) {
   ASSERT_EQ(csv.exit_code, 0) << csv.out;
   const std::string row = csv.out.substr(csv.out.find('\n') + 1);
   EXPECT_EQ(row.rfind(image() + ",unknown,0.", 0), 0u) << csv.out;
-  EXPECT_EQ(std::count(row.begin(), row.end(), ','), 4) << row;  // path,label,probability,cat,dog
+  EXPECT_EQ(std::count(row.begin(), row.end(), ','), 5) << row;  // path,label,probability,cat,dog,error
 
   EXPECT_NE(run_command(tlc_cmd(base + " --min-confidence 1.5")).exit_code, 0);
 }

@@ -33,8 +33,7 @@ ImageFolder list_images(const std::string& root, const LabelSource& src);
 ImageFolder list_images_with_classes(const std::string& root, const LabelSource& src,
                                      const std::vector<std::string>& classes);
 
-// RFC 4180 CSV text to rows of fields (quoted fields, doubled quotes, CRLF, a UTF-8 byte order mark).
-// Throws tlc::Error for a quote left open.
+// tlc::parse_csv (tlc/util.h: RFC 4180, CRLF, a UTF-8 byte order mark) with the file `name` in its errors.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name);
 
 }  // namespace tlc

@@ -40,12 +40,30 @@ struct TrainRunResult {
 };
 
 // Lists, splits, decodes, trains, evaluates and writes the run folder: model.pt, config.json, history.csv,
-// metrics.json, skipped_files.tsv, splits.csv. Progress goes to `log`. Throws tlc::Error for bad input.
-// Interrupted runs leave RUN_DIR/checkpoint.pt (written after every epoch and on interruption);
-// resume_training continues one with the settings in its config.json and reaches the same result as an
-// uninterrupted run.
+// metrics.json, skipped_files.tsv, splits.csv. Progress goes to `log`. Throws tlc::Error for bad input; a
+// run folder it created is removed again on an error (see RunFolderGuard). Paths are stored absolute, so
+// the run folder works from any working directory. config.json is written before the long work and
+// RUN_DIR/checkpoint.pt after every epoch and on interruption (tlc::Interrupted, whose message ends with the
+// command that continues the run).
 TrainRunResult run_training(const TrainRunOptions& opt, std::ostream& log);
-TrainRunResult resume_training(const std::string& run_dir, std::ostream& log);
+
+// What `tlc train --resume RUN` was given besides the run folder: the flags as typed ("--epochs", and
+// "data_dir" for the positional folder) and the values they set.
+struct ResumeRequest {
+  std::vector<std::string> given;
+  TrainRunOptions values;
+};
+
+// Continues a run folder with the settings in its config.json:
+//  - interrupted (checkpoint.pt): from the checkpoint, to the same result as an uninterrupted run;
+//  - stopped before its first checkpoint (config.json only): again from the beginning;
+//  - finished (model.pt), with a larger --epochs (or --fine-tune-epochs): its last phase goes on from its
+//    model.pt for the added epochs, numbered on (Keras' initial_epoch), with a fresh optimizer state;
+//  - an interrupted `tlc finetune` (finetune.json): as run_finetune with resume.
+// Of the flags in `req`, --epochs, --fine-tune-epochs, --device, --threads, --memory-budget-mb, the cache
+// flags and the output flags apply; any other that differs from the run's config throws tlc::Error listing
+// them.
+TrainRunResult resume_training(const std::string& run_dir, std::ostream& log, const ResumeRequest& req = {});
 
 struct FinetuneRunOptions {
   std::string run_dir;          // a run folder written by run_training (or an earlier run_finetune)
@@ -60,9 +78,14 @@ struct FinetuneRunOptions {
   int64_t memory_budget_mb = 4096;
   int verbosity = 1;
   bool progress = true;
+  // Continue the interrupted fine-tuning in run_dir (its finetune.json and checkpoint.pt) with the settings
+  // it was started with; threads, verbosity and progress come from these options.
+  bool resume = false;
 };
 
-// Continues a saved run with a fine-tuning phase; the epoch count goes on from the run's history.
+// Continues a saved run with a fine-tuning phase; the epoch count goes on from the run's history. The job
+// checkpoints like run_training: OUT/checkpoint.pt after every epoch and on interruption, with its settings
+// in OUT/finetune.json (both removed when it finishes); model.pt is replaced only at the end.
 TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log);
 
 struct Prediction {

@@ -4,6 +4,7 @@
 //   clf.fit(train, &val);  clf.score(test);  clf.predict_proba(u8_batch);  clf.save("model.pt");
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -12,6 +13,7 @@
 #include "tlc/classifier.h"
 #include "tlc/error.h"
 #include "tlc/image_set.h"
+#include "tlc/interrupt.h"
 #include "tlc/normalize.h"
 
 namespace tlc {
@@ -20,6 +22,16 @@ struct Preprocess {
   int64_t image_size = 160;
   NormalizeMode mode = NormalizeMode::minus1to1;
   ResizeMode resize = ResizeMode::stretch;  // how other aspect ratios become image_size x image_size
+};
+
+struct EpochStats {
+  int epoch = 0;  // 1-based, counting on through the fine-tuning phase
+  std::string phase = "head";  // head | fine-tune
+  std::string cache = "none";  // none | features | prefix: what the epoch read instead of running the backbone
+  double lr = 0;
+  double loss = 0, acc = 0;
+  double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
+  double seconds = 0, images_per_second = 0;
 };
 
 struct TrainOptions {
@@ -59,32 +71,17 @@ struct TrainOptions {
   // atomically after every epoch and when an interruption is requested; resume = continue from it.
   std::string checkpoint;
   bool resume = false;
+  // Continuing a finished run (more epochs, as Keras' initial_epoch): the run's history. The weights are the
+  // classifier's own (loaded from model.pt); the phase of the history's last epoch goes on from its epoch
+  // count to opt.epochs (head) or opt.fine_tune_epochs (fine-tune) with a fresh optimizer state.
+  std::vector<EpochStats> continue_from;
 };
-
-// Thrown when training stopped because interrupt_requested() became true (SIGINT/SIGTERM in the CLI); the
-// checkpoint, if any, was written first.
-class Interrupted : public Error {
- public:
-  using Error::Error;
-};
-// Set from a signal handler to stop training after the current step.
-void request_interrupt();
-bool interrupt_requested();
 
 struct EvalStats {
   double loss = 0, acc = 0;
   int64_t count = 0;
 };
 
-struct EpochStats {
-  int epoch = 0;  // 1-based, counting on through the fine-tuning phase
-  std::string phase = "head";  // head | fine-tune
-  std::string cache = "none";  // none | features | prefix: what the epoch read instead of running the backbone
-  double lr = 0;
-  double loss = 0, acc = 0;
-  double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
-  double seconds = 0, images_per_second = 0;
-};
 
 // Puts a backbone in a --precision ("auto": bf16 on CUDA, fp32 on the CPU; fp32 | tf32 | bf16): sets the
 // process-wide TF32 switches (fp32 turns off the TF32 PyTorch lets cuDNN use by default) and the frozen
@@ -165,6 +162,9 @@ class TransferClassifier {
 
   struct Phase;
   struct Resume;
+  // The state to continue from: the checkpoint (opt.resume), a finished run's history (opt.continue_from),
+  // or none.
+  std::unique_ptr<Resume> resume_state() const;
   Phase prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune, bool flip_aug);
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                     int first_epoch, int epochs, bool fine_tune, Resume* resume,

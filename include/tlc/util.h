@@ -3,6 +3,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 namespace tlc {
 
@@ -35,5 +36,10 @@ std::string now_iso8601();
 
 // One CSV field (RFC 4180): quoted, with quotes doubled, when it holds a comma, a quote or a line break.
 std::string csv_field(const std::string& s);
+
+// Parses CSV text (RFC 4180, as csv_field writes it and as Python's csv module reads it): quoted fields with
+// doubled quotes, commas and line breaks inside quotes, \n or \r\n line ends, a UTF-8 byte-order mark at the
+// start skipped. Returns the rows' fields; throws tlc::Error for a quote left open.
+std::vector<std::vector<std::string>> parse_csv(const std::string& text);
 
 }  // namespace tlc

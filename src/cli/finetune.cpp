@@ -1,6 +1,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "tlc/error.h"
 #include "tlc/run.h"
 
 namespace tlc::cli {
@@ -11,10 +12,17 @@ void setup_finetune(CLI::App& app, int* exit_code) {
       "finetune", "Continue a trained run with a fine-tuning phase: unfreeze the last N backbone layers and train "
                   "them (and the head) at a low learning rate on the run's own data and split. The run folder is "
                   "updated in place (model.pt replaced atomically, history continued) unless --out is given.");
-  sub->add_option("run_dir", opt->run_dir, "Run folder written by `tlc train`")->required()->check(CLI::ExistingDirectory);
+  sub->add_option("run_dir", opt->run_dir, "Run folder written by `tlc train`")->check(CLI::ExistingDirectory);
+  auto resume = std::make_shared<std::string>();
+  sub->add_option("--resume", *resume,
+                  "Continue the interrupted fine-tuning whose output folder is DIR (its finetune.json and "
+                  "checkpoint.pt; the run folder itself when it was updated in place) with the settings it was "
+                  "started with; only --threads and --no-progress may be given with it")
+      ->check(CLI::ExistingDirectory);
   sub->add_option("--fine-tune-layers", opt->fine_tune_layers,
-                  "How many of the last backbone layers with parameters to unfreeze (`tlc inspect RUN/model.pt`)")
-      ->required()->check(CLI::PositiveNumber);
+                  "How many of the last backbone layers with parameters to unfreeze (`tlc inspect RUN/model.pt`); "
+                  "required unless --resume")
+      ->check(CLI::PositiveNumber);
   sub->add_option("--fine-tune-epochs", opt->fine_tune_epochs, "Epochs of fine-tuning")
       ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--fine-tune-lr", opt->fine_tune_lr, "Learning rate (the seeds use 1e-5, 10x below the head's)")
@@ -28,7 +36,27 @@ void setup_finetune(CLI::App& app, int* exit_code) {
   sub->add_flag_function("--no-progress", [opt](int64_t) { opt->progress = false; },
                          "No progress bars or periodic progress lines");
   add_training_flags(sub, opt->train);
-  sub->callback([opt, exit_code] {
+  sub->callback([opt, resume, exit_code, sub] {
+    if (!resume->empty()) {
+      std::vector<std::string> other;
+      for (const CLI::Option* o : sub->get_options())
+        if (o->count() > 0 && o->get_name() != "--resume" && o->get_name() != "--threads" &&
+            o->get_name() != "--no-progress")
+          other.push_back(o->get_name());
+      if (!other.empty()) {
+        std::string list;
+        for (const auto& n : other) list += (list.empty() ? "" : ", ") + n;
+        throw Error("--resume continues the fine-tuning with the settings it was started with (in " + *resume +
+                    "/finetune.json); drop " + list + ", or start a new fine-tuning with --out");
+      }
+      opt->run_dir = *resume;
+      opt->resume = true;
+    } else if (opt->run_dir.empty()) {
+      throw Error("give the run folder to fine-tune (tlc finetune RUN_DIR --fine-tune-layers N), or --resume DIR");
+    } else if (sub->get_option("--fine-tune-layers")->count() == 0) {
+      throw Error("--fine-tune-layers is required: how many of the last backbone layers with parameters to unfreeze "
+                  "(`tlc inspect " + opt->run_dir + "/model.pt` lists them)");
+    }
     run_finetune(*opt, std::cout);
     *exit_code = 0;
   });

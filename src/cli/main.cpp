@@ -3,6 +3,9 @@
 #include <opencv2/core/utility.hpp>
 
 #include <algorithm>
+#include <signal.h>
+#include <unistd.h>
+
 #include <csignal>
 #include <cstdint>
 #include <vector>
@@ -15,11 +18,29 @@
 
 namespace {
 
-// The first SIGINT/SIGTERM asks training to stop after the current step and write its checkpoint; a second
-// one ends the program at once.
-extern "C" void on_signal(int sig) {
-  tlc::request_interrupt();
-  std::signal(sig, SIG_DFL);
+// SIGINT/SIGTERM: the first asks the running job to stop at its next check (once per batch in every long
+// loop), write its checkpoint and exit with 130 and the command that continues it. The handler stays
+// installed: a second signal ends the program at once (exit 130, the last checkpoint kept), except while a
+// checkpoint is being written, which then completes first (the job stops right after it).
+extern "C" void on_signal(int) {
+  if (!tlc::interrupt_requested()) {
+    tlc::request_interrupt();
+    return;
+  }
+  if (tlc::critical_write_in_progress()) return;
+  static const char msg[] = "\ntlc: stopped at once by a second signal; the last checkpoint written is kept\n";
+  ssize_t ignored = ::write(STDERR_FILENO, msg, sizeof msg - 1);
+  (void)ignored;
+  ::_exit(130);
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
 }
 
 // Levenshtein distance, for "did you mean" on a mistyped command.
@@ -70,15 +91,14 @@ int main(int argc, char** argv) {
   tlc::cli::setup_predict(app, &exit_code);
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  install_signal_handlers();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() != 0 && explain_unknown_command(app, argc, argv)) return e.get_exit_code();
     return app.exit(e);
   } catch (const tlc::Interrupted& e) {
-    std::cerr << "tlc: stopped: " << e.what() << "; continue with `tlc train --resume RUN_DIR`" << std::endl;
+    std::cerr << "tlc: stopped: " << e.what() << std::endl;  // the message names the command that continues
     return 130;
   } catch (const tlc::Error& e) {
     std::cerr << "tlc: error: " << e.what() << std::endl;

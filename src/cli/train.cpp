@@ -58,9 +58,13 @@ std::string default_run_dir() {
   return buf;
 }
 
-int run_train(TrainRunOptions opt, const std::string& resume_dir) {
+int run_train(TrainRunOptions opt, const std::string& resume_dir, const CLI::App* sub) {
   if (!resume_dir.empty()) {
-    resume_training(resume_dir, std::cout);
+    ResumeRequest req;
+    req.values = opt;
+    for (const CLI::Option* o : sub->get_options())
+      if (o->count() > 0 && o->get_name() != "--resume") req.given.push_back(o->get_name());
+    resume_training(resume_dir, std::cout, req);
     return 0;
   }
   if (opt.data_dir.empty()) throw Error("give a data folder (one sub-folder per class), or --resume RUN_DIR");
@@ -91,8 +95,11 @@ void setup_train(CLI::App& app, int* exit_code) {
                   "TorchScript backbone file made by scripts/export_backbone.py (required)");
   auto resume = std::make_shared<std::string>();
   sub->add_option("--resume", *resume,
-                  "Continue the interrupted run in RUN_DIR (its checkpoint.pt) with the settings in its config.json; "
-                  "reaches the same result as an uninterrupted run")
+                  "Continue RUN_DIR with the settings in its config.json: an interrupted run from its checkpoint.pt "
+                  "(the same result as an uninterrupted run; also an interrupted `tlc finetune`); a finished run "
+                  "with a larger --epochs or --fine-tune-epochs goes on from its model.pt (epochs numbered on, "
+                  "fresh optimizer state). With --resume only --epochs, --fine-tune-epochs, --device, --threads, "
+                  "--memory-budget-mb, the cache flags and the output flags may differ from the run's settings")
       ->check(CLI::ExistingDirectory);
   sub->add_option("--out", opt->out_dir, "Run folder to write (default: runs/YYYYmmdd-HHMMSS)");
   sub->add_option("--val-split", opt->val_split, "Fraction of each class held out for validation")
@@ -143,7 +150,7 @@ void setup_train(CLI::App& app, int* exit_code) {
   sub->add_flag_function("--no-progress", [opt](int64_t) { opt->progress = false; },
                          "No progress bars or periodic progress lines");
   sub->add_flag("--strict", opt->strict, "Stop with an error on the first undecodable image instead of skipping it");
-  sub->callback([opt, resume, exit_code] { *exit_code = run_train(*opt, *resume); });
+  sub->callback([opt, resume, exit_code, sub] { *exit_code = run_train(*opt, *resume, sub); });
 }
 
 }  // namespace tlc::cli

@@ -64,10 +64,9 @@ ClassListing list_class_folder(const fs::path& dir, int64_t label) {
 void check_not_one_level_too_high(const fs::path& root, const std::vector<ClassListing>& listed, size_t with_images,
                                   int min_classes) {
   if (listed.empty()) return;
-  bool all_nested = true, same_subs = true, split_names = true;
+  bool all_nested = true, split_names = true;
   for (const auto& c : listed) {
     all_nested = all_nested && c.direct == 0 && !c.sub_folders.empty();
-    same_subs = same_subs && c.sub_folders == listed[0].sub_folders;
     split_names = split_names && is_split_name(c.dir.filename().string());
   }
   if (!all_nested) return;
@@ -77,7 +76,9 @@ void check_not_one_level_too_high(const fs::path& root, const std::vector<ClassL
                 ", whose images lie in its sub-folders (" + join(subs) + "), which look like the class folders; give " +
                 listed[0].dir.string() + " as the data folder");
   }
-  if (listed.size() < 2 || !(split_names || (same_subs && subs.size() >= 2))) return;
+  // Only split names (train/test/val...) stop the run: class folders that merely share sub-folder names
+  // (cat/{2019,2020}, dog/{2019,2020}) are a valid layout, and no flag could say otherwise.
+  if (listed.size() < 2 || !split_names) return;
   std::vector<std::string> names;
   const ClassListing* train = &listed[0];
   for (const auto& c : listed) {

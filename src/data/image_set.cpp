@@ -5,6 +5,7 @@
 #include <mutex>
 
 #include "tlc/error.h"
+#include "tlc/interrupt.h"
 #include "tlc/prefetch.h"
 #include "tlc/util.h"
 
@@ -22,6 +23,7 @@ ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions
   auto decode_range = [&](int64_t b, int64_t e, uint8_t* chunk_buf) {
     parallel_for(static_cast<size_t>(e - b), threads, [&](size_t j) {
       const int64_t i = b + static_cast<int64_t>(j);
+      check_interrupt("decoding images");
       thread_local std::vector<uint8_t> tmp;
       uint8_t* dst;
       if (keep) {

@@ -1,4 +1,5 @@
 #include "tlc/labels.h"
+#include "tlc/util.h"
 
 #include <algorithm>
 #include <filesystem>
@@ -123,36 +124,12 @@ void label_by_csv(const std::string& root, const std::string& csv, std::vector<s
 }  // namespace
 
 std::vector<std::vector<std::string>> parse_csv(const std::string& text, const std::string& name) {
-  std::vector<std::vector<std::string>> rows;
-  std::vector<std::string> row;
-  std::string field;
-  bool quoted = false, any = false;
-  size_t i = text.compare(0, 3, "\xEF\xBB\xBF") == 0 ? 3 : 0;  // Excel writes a byte order mark
-  for (; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c != '"') field += c;
-      else if (i + 1 < text.size() && text[i + 1] == '"') field += '"', ++i;
-      else quoted = false;
-      continue;
-    }
-    any = true;
-    if (c == '"') quoted = true;
-    else if (c == ',') row.push_back(std::move(field)), field.clear();
-    else if (c == '\n') {
-      row.push_back(std::move(field));
-      field.clear();
-      rows.push_back(std::move(row));
-      row.clear();
-      any = false;
-    } else if (c != '\r') field += c;
+  // The project's one CSV reader (tlc/util.h), with the file named in its errors.
+  try {
+    return parse_csv(text);
+  } catch (const Error& e) {
+    throw Error(name + ": " + e.what());
   }
-  if (quoted) throw Error(name + " ends inside a quoted field (a '\"' is not closed)");
-  if (any) {
-    row.push_back(std::move(field));
-    rows.push_back(std::move(row));
-  }
-  return rows;
 }
 
 ImageFolder list_labelled_images(const std::string& root, const LabelSource& src, int min_classes) {

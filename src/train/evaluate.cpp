@@ -12,6 +12,7 @@
 #include "tlc/labels.h"
 #include "tlc/plots.h"
 #include "tlc/run.h"
+#include "tlc/run_folder.h"
 #include "tlc/prefetch.h"
 #include "tlc/trainer.h"
 #include "tlc/util.h"
@@ -21,19 +22,15 @@ namespace fs = std::filesystem;
 namespace tlc {
 namespace {
 
-// The test rows of a run's splits.csv ("split,label,path"; paths may contain commas: the rest of the line).
+// The test rows of a run's splits.csv (read as CSV; relative paths of older run folders resolved against
+// the working directory their config.json recorded, else the current one).
 std::vector<ImageItem> test_split_items(const std::string& splits, const std::vector<std::string>& classes) {
-  std::ifstream f(splits);
-  std::string line;
-  std::getline(f, line);
   std::vector<ImageItem> items;
-  while (std::getline(f, line)) {
-    auto a = line.find(','), b = line.find(',', a + 1);
-    if (a == std::string::npos || b == std::string::npos || line.substr(0, a) != "test") continue;
-    const std::string label = line.substr(a + 1, b - a - 1);
-    auto it = std::find(classes.begin(), classes.end(), label);
-    if (it == classes.end()) throw Error(splits + " names class '" + label + "', which the model does not have");
-    items.push_back({line.substr(b + 1), it - classes.begin()});
+  for (const SplitRow& r : read_splits(splits, recorded_cwd(fs::path(splits).parent_path().string()))) {
+    if (r.split != "test") continue;
+    auto it = std::find(classes.begin(), classes.end(), r.label);
+    if (it == classes.end()) throw Error(splits + " names class '" + r.label + "', which the model does not have");
+    items.push_back({r.path, it - classes.begin()});
   }
   return items;
 }
@@ -91,6 +88,18 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
                   "; give a folder with one sub-folder per class to evaluate on");
     items = test_split_items(splits, r.classes);
     r.source = "the run's test split (" + splits + ")";
+    // Files listed there that are gone are "missing", not "undecodable": the data folder moved or changed.
+    std::vector<ImageItem> present;
+    for (auto& it : items) {
+      std::error_code ec;
+      if (fs::exists(it.path, ec)) present.push_back(std::move(it));
+      else r.skipped.push_back({it.path, "missing (listed in splits.csv)"});
+    }
+    if (present.empty() && !r.skipped.empty())
+      throw Error("all " + std::to_string(r.skipped.size()) + " test images listed in " + splits + " are missing (" +
+                  r.skipped.front().path + ", ...); was the data folder moved? Evaluate on a folder with one "
+                  "sub-folder per class: tlc evaluate " + opt.model_path + " DATA_DIR");
+    items = std::move(present);
   }
   if (items.empty()) throw Error("nothing to evaluate: " + r.source + " holds no images");
   DecodeOptions dopt;

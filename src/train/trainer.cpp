@@ -6,8 +6,6 @@
 #include <torch/utils.h>
 #include <ATen/Context.h>
 
-#include <nlohmann/json.hpp>
-
 #include <sys/stat.h>
 
 #include <atomic>
@@ -24,11 +22,11 @@
 #include "tlc/model_file.h"
 #include "tlc/prefetch.h"
 #include "tlc/util.h"
+#include "checkpoint.h"
 
 namespace tlc {
 
 namespace {
-std::atomic<bool> g_interrupt{false};
 std::atomic<int64_t> g_steps_done{0};  // training steps of this process (for TLC_INTERRUPT_AFTER_STEPS)
 
 std::vector<int64_t> all_indices(int64_t n) {
@@ -64,8 +62,6 @@ EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Devic
 
 }  // namespace
 
-void request_interrupt() { g_interrupt.store(true); }
-bool interrupt_requested() { return g_interrupt.load(); }
 
 namespace {
 
@@ -120,45 +116,12 @@ struct TransferClassifier::Phase {
   at::Tensor train_plain, train_flipped, val_plain;
 };
 
-// Where a checkpointed run stopped, read back from the checkpoint file.
-struct TransferClassifier::Resume {
-  int phase = 0;  // 0: head, 1: fine-tune
-  int epoch_index = 0;
-  int64_t next_step = 0;
-  double loss_sum = 0;
-  int64_t correct = 0, seen = 0;
-  double best_loss = std::numeric_limits<double>::infinity();
-  int since_best = 0;
-  std::vector<EpochStats> history;
+// Where a checkpointed run stopped (read back from the checkpoint file), or where a finished run that is
+// continued stopped (no archive: the weights are the classifier's own).
+struct TransferClassifier::Resume : detail::CheckpointState {
   std::shared_ptr<torch::serialize::InputArchive> archive;
 };
 
-namespace {
-
-nlohmann::json epoch_json(const EpochStats& s) {
-  auto n = [](double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); };
-  return {{"epoch", s.epoch}, {"phase", s.phase}, {"cache", s.cache}, {"lr", s.lr}, {"loss", n(s.loss)},
-          {"acc", n(s.acc)}, {"val_loss", n(s.val_loss)}, {"val_acc", n(s.val_acc)}, {"seconds", s.seconds},
-          {"images_per_second", s.images_per_second}};
-}
-
-EpochStats epoch_from_json(const nlohmann::json& j) {
-  auto d = [](const nlohmann::json& v) { return v.is_null() ? std::nan("") : v.get<double>(); };
-  EpochStats s;
-  s.epoch = j.at("epoch");
-  s.phase = j.at("phase");
-  s.cache = j.value("cache", "none");
-  s.lr = j.at("lr");
-  s.loss = d(j.at("loss"));
-  s.acc = d(j.at("acc"));
-  s.val_loss = d(j.at("val_loss"));
-  s.val_acc = d(j.at("val_acc"));
-  s.seconds = j.at("seconds");
-  s.images_per_second = j.at("images_per_second");
-  return s;
-}
-
-}  // namespace
 
 TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::string> classes, Preprocess pre,
                                        TrainOptions opt)
@@ -244,31 +207,7 @@ TransferClassifier::StepResult TransferClassifier::step_on_features(const at::Te
 std::vector<EpochStats> TransferClassifier::fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                                 int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
-  std::unique_ptr<Resume> resume;
-  if (opt_.resume) {
-    if (opt_.checkpoint.empty() || !std::filesystem::exists(opt_.checkpoint))
-      throw Error("nothing to resume: no checkpoint at " + opt_.checkpoint + " (the run finished, or never started)");
-    resume = std::make_unique<Resume>();
-    resume->archive = std::make_shared<torch::serialize::InputArchive>();
-    try {
-      resume->archive->load_from(opt_.checkpoint);
-      at::Tensor st;
-      resume->archive->read("state", st);
-      auto j = nlohmann::json::parse(std::string(static_cast<const char*>(st.data_ptr()), st.numel()));
-      resume->phase = j.at("phase");
-      resume->epoch_index = j.at("epoch_index");
-      resume->next_step = j.at("next_step");
-      resume->loss_sum = j.at("loss_sum");
-      resume->correct = j.at("correct");
-      resume->seen = j.at("seen");
-      resume->best_loss = j.at("best_loss").is_null() ? std::numeric_limits<double>::infinity() : j.at("best_loss").get<double>();
-      resume->since_best = j.at("since_best");
-      for (const auto& e : j.at("history")) resume->history.push_back(epoch_from_json(e));
-    } catch (const std::exception& e) {
-      throw Error("checkpoint " + opt_.checkpoint + " cannot be read (" + std::string(e.what()).substr(0, 200) +
-                  "); start the run again without --resume");
-    }
-  }
+  std::unique_ptr<Resume> resume = resume_state();
   std::vector<EpochStats> h = resume ? resume->history : std::vector<EpochStats>{};
   if (!resume || resume->phase == 0) {
     auto head = run_phase(train, val, cb, first_epoch, opt_.epochs, false, resume.get(), h);
@@ -288,7 +227,43 @@ std::vector<EpochStats> TransferClassifier::fine_tune(const ImageSet& train, con
                                                       int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
   if (opt_.fine_tune_layers < 1) throw Error("fine-tuning needs --fine-tune-layers >= 1");
-  return run_phase(train, val, cb, first_epoch, opt_.fine_tune_epochs, true, nullptr, {});
+  std::unique_ptr<Resume> resume = resume_state();
+  if (resume && resume->phase != 1)
+    throw Error("checkpoint " + opt_.checkpoint + " was written by a head-training phase, not by fine-tuning; continue "
+                "it with `tlc train --resume`");
+  std::vector<EpochStats> h = resume ? resume->history : std::vector<EpochStats>{};
+  auto more = run_phase(train, val, cb, first_epoch, opt_.fine_tune_epochs, true, resume.get(), h);
+  h.insert(h.end(), more.begin(), more.end());
+  return h;
+}
+
+std::unique_ptr<TransferClassifier::Resume> TransferClassifier::resume_state() const {
+  if (opt_.resume) {
+    if (opt_.checkpoint.empty() || !std::filesystem::exists(opt_.checkpoint))
+      throw Error("nothing to resume: no checkpoint at " + opt_.checkpoint + " (the run finished, or never started)");
+    auto r = std::make_unique<Resume>();
+    static_cast<detail::CheckpointState&>(*r) = detail::read_checkpoint(opt_.checkpoint, r->archive);
+    return r;
+  }
+  if (opt_.continue_from.empty()) return nullptr;
+  // A finished run continued: its last phase goes on after the epochs it ran, watching the validation loss
+  // as before.
+  auto r = std::make_unique<Resume>();
+  r->history = opt_.continue_from;
+  const std::string phase = r->history.back().phase;
+  r->phase = phase == "fine-tune" ? 1 : 0;
+  for (const auto& s : r->history) {
+    if (s.phase != phase) continue;
+    ++r->epoch_index;
+    if (!std::isfinite(s.val_loss)) continue;
+    if (s.val_loss < r->best_loss) {
+      r->best_loss = s.val_loss;
+      r->since_best = 0;
+    } else if (opt_.patience > 0) {
+      ++r->since_best;
+    }
+  }
+  return r;
 }
 
 // Decides what this phase caches (pooled features for the head phase, the frozen prefix's activations for
@@ -329,6 +304,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
     for (int64_t k = 0, b0 = 0; k < batches->count(); ++k, b0 += opt_.batch_size) {
       if (progress_) progress_(label, b0, set.size());
+      check_interrupt(label);
       at::Tensor pixels = batches->next();
       at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
       at::Tensor x = backbone_input(pixels, flip_mask, ph.kind == Phase::pooled);
@@ -426,7 +402,8 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     class_weights_ = at::tensor(w).to(device_);
   }
 
-  const Phase ph = prepare_phase(train, val, fine_tune, flip_aug);
+  // Nothing to fill a cache for when a resumed phase has no epoch left to run.
+  const Phase ph = (resume ? resume->epoch_index : 0) < epochs ? prepare_phase(train, val, fine_tune, flip_aug) : Phase{};
 
   // Pooled features for a batch of training images, with or without graph as the phase needs.
   // `pixels`: the batch's decoded images when nothing is cached (from the prefetcher), else undefined.
@@ -471,42 +448,28 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   // Checkpoints: the whole training state, written atomically.
   auto save_checkpoint = [&](int epoch_index, int64_t next_step, double loss_sum, int64_t correct, int64_t seen) {
     if (opt_.checkpoint.empty()) return;
-    nlohmann::json hist = nlohmann::json::array();
-    for (const auto& s : earlier) hist.push_back(epoch_json(s));
-    for (const auto& s : history) hist.push_back(epoch_json(s));
-    nlohmann::json st = {{"phase", fine_tune ? 1 : 0}, {"epoch_index", epoch_index}, {"next_step", next_step},
-                         {"loss_sum", loss_sum}, {"correct", correct}, {"seen", seen},
-                         {"best_loss", std::isfinite(best_loss) ? nlohmann::json(best_loss) : nlohmann::json(nullptr)},
-                         {"since_best", since_best}, {"history", hist}};
-    const std::string js = st.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
-    torch::serialize::OutputArchive ar;
-    ar.write("state", at::from_blob(const_cast<char*>(js.data()), {static_cast<int64_t>(js.size())}, at::kByte).clone());
-    for (size_t i = 0; i < params.size(); ++i) ar.write("param." + std::to_string(i), params[i].detach().cpu());
-    for (size_t i = 0; i < best_state.size(); ++i) ar.write("best." + std::to_string(i), best_state[i].cpu());
-    torch::serialize::OutputArchive oa;
-    optim->save(oa);
-    ar.write("optim", oa);
-    save_atomic(opt_.checkpoint, [&](const std::string& tmp) { ar.save_to(tmp); });
+    detail::CheckpointState st;
+    st.phase = fine_tune ? 1 : 0;
+    st.epoch_index = epoch_index;
+    st.next_step = next_step;
+    st.loss_sum = loss_sum;
+    st.correct = correct;
+    st.seen = seen;
+    st.best_loss = best_loss;
+    st.since_best = since_best;
+    st.history = earlier;
+    st.history.insert(st.history.end(), history.begin(), history.end());
+    detail::write_checkpoint(opt_.checkpoint, st, params, best_state, *optim);
   };
   int start_epoch = 0;
   int64_t start_step = 0;
   double r_loss_sum = 0;
   int64_t r_correct = 0, r_seen = 0;
   if (resume) {
-    torch::NoGradGuard ng;
-    for (size_t i = 0; i < params.size(); ++i) {
-      at::Tensor t;
-      resume->archive->read("param." + std::to_string(i), t);
-      params[i].copy_(t);
-    }
-    for (size_t i = 0;; ++i) {
-      at::Tensor t;
-      if (!resume->archive->try_read("best." + std::to_string(i), t)) break;
-      best_state.push_back(t.to(device_));
-    }
-    torch::serialize::InputArchive oa;
-    resume->archive->read("optim", oa);
-    optim->load(oa);
+    if (resume->archive)
+      detail::load_checkpoint_tensors(*resume->archive, params, best_state, *optim, device_);
+    else if (opt_.keep == "best" && std::isfinite(resume->best_loss))
+      best_state = snapshot();  // a continued run: model.pt holds the best epoch so far
     start_epoch = resume->epoch_index;
     start_step = resume->next_step;
     r_loss_sum = resume->loss_sum;
@@ -586,7 +549,14 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     s.acc = static_cast<double>(correct) / static_cast<double>(seen);
     s.val_loss = s.val_acc = std::numeric_limits<double>::quiet_NaN();
     if (val) {
-      EvalStats v = evaluate_val();
+      EvalStats v;
+      try {
+        v = evaluate_val();
+      } catch (const Interrupted&) {  // every step of the epoch is done: keep them
+        save_checkpoint(e, step, loss_sum, correct, seen);
+        throw Interrupted("interrupted in epoch " + std::to_string(epoch) + " while scoring the validation set" +
+                          (opt_.checkpoint.empty() ? "" : "; the state is saved in " + opt_.checkpoint));
+      }
       s.val_loss = v.loss;
       s.val_acc = v.acc;
     }
@@ -626,6 +596,7 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   // The first pass is where a large data set spends its first minutes: it shows progress like extraction.
   const std::string label = "decoding + caching features" + std::string(role == "train" ? "" : " (" + role + ")");
   sink.fn = [this, role, flipped, label](const at::Tensor& pixels, int64_t done, int64_t total) {
+    check_interrupt("running the first pass (" + label + ")");
     if (pixels.size(0) > 0) {
       torch::NoGradGuard ng;
       FirstPass& fp = first_pass_.at(role);
@@ -644,6 +615,7 @@ EvalStats TransferClassifier::score(const ImageSet& data) {
   torch::NoGradGuard ng;
   auto batches = prefetch_batches(data, batches_in_order(data.size(), opt_.batch_size), device_);
   return evaluate_in_order(data, opt_.batch_size, device_, [&](int64_t, int64_t) {
+    check_interrupt("scoring");
     return head_->forward(backbone_.pooled_features(normalize_batch(batches->next())));
   });
 }

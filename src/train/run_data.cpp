@@ -1,0 +1,120 @@
+// Data preparation for training runs: listing, splitting, decoding, and the reports of what was skipped and
+// which file went where (skipped_files.tsv, splits.csv).
+#include <algorithm>
+#include <ostream>
+#include <sstream>
+
+#include "run_internal.h"
+#include "tlc/data_checks.h"
+#include "tlc/error.h"
+#include "tlc/formats.h"
+#include "tlc/labels.h"
+#include "tlc/run_folder.h"
+#include "tlc/text.h"
+#include "tlc/util.h"
+
+namespace tlc::detail {
+namespace {
+
+std::string counts_text(const std::vector<ImageItem>& items, const std::vector<std::string>& classes) {
+  auto c = count_per_class(items, static_cast<int64_t>(classes.size()));
+  std::string s = std::to_string(items.size()) + " (";
+  for (size_t i = 0; i < classes.size(); ++i) s += (i ? ", " : "") + classes[i] + " " + std::to_string(c[i]);
+  return s + ")";
+}
+
+}  // namespace
+
+ImageFolder list_data(const DataSpec& d) {
+  if (!d.labels.csv.empty() && (!d.val_dir.empty() || !d.test_dir.empty()))
+    throw Error("--labels lists the images of the data folder only; with it, hold out images with --val-split/"
+                "--test-split instead of --val-dir/--test-dir (or label every folder with --label-regex)");
+  return list_images(d.data_dir, d.labels);
+}
+
+// With `first_pass`, the training and validation images go through its feature sinks while they are
+// decoded, so that the head phase's feature extraction overlaps the decoding.
+PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassifier* first_pass) {
+  PreparedData p;
+  p.folder = std::move(folder);
+  const bool own_val = !d.val_dir.empty(), own_test = !d.test_dir.empty();
+  if (own_val) p.val_folder = list_images_with_classes(d.val_dir, d.labels, p.folder.classes);
+  if (own_test) p.test_folder = list_images_with_classes(d.test_dir, d.labels, p.folder.classes);
+  Split split = split_stratified(p.folder.items, static_cast<int64_t>(p.folder.classes.size()),
+                                 own_val ? 0.0 : d.val_split, own_test ? 0.0 : d.test_split, d.seed, p.folder.classes);
+  if (own_val) split.val = p.val_folder.items;
+  if (own_test) split.test = p.test_folder.items;
+  DecodeOptions dopt;
+  dopt.size = static_cast<int>(d.image_size);
+  dopt.max_pixels = d.max_pixels;
+  dopt.resize = d.resize;
+  int64_t budget = d.memory_budget_mb * 1024 * 1024;
+  auto scan = [&](const std::vector<ImageItem>& items, const char* role) {
+    const ChunkSink sink = first_pass && role ? first_pass->first_pass_sink(role) : ChunkSink{};
+    // --strict is judged by check_training_data once all splits are decoded, so that it counts every file.
+    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, false, p.report, sink);
+    if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
+    return s;
+  };
+  p.train = scan(split.train, "train");
+  p.val = scan(split.val, "val");
+  p.test = scan(split.test, nullptr);
+  return p;
+}
+
+void report_data(const PreparedData& p, const std::string& out_dir, uint64_t seed, std::ostream& log, int verbosity,
+                 bool strict) {
+  std::ostringstream tsv;
+  tsv << "path\treason\n";
+  for (const auto& f : p.report.broken) tsv << f.path << "\tundecodable: " << f.reason << "\n";
+  for (const auto* fl : {&p.folder, &p.val_folder, &p.test_folder})
+    for (const auto& f : fl->ignored) tsv << f.path << "\tignored: " << f.reason << "\n";
+  for (const auto& f : p.report.warnings) tsv << f.path << "\tused, decoder warning: " << f.reason << "\n";
+  write_file_atomic(path_in(out_dir, "skipped_files.tsv"), tsv.str());
+  if (!p.report.broken.empty()) {
+    log << "  skipped " << p.report.broken.size() << " undecodable file(s):\n";
+    const size_t shown = verbosity >= 2 ? p.report.broken.size() : 10;
+    for (size_t i = 0; i < p.report.broken.size() && i < shown; ++i)
+      log << "    " << p.report.broken[i].path << ": " << p.report.broken[i].reason << "\n";
+    if (p.report.broken.size() > shown) log << "    ... and " << p.report.broken.size() - 10 << " more\n";
+    log << "    (all listed in " << path_in(out_dir, "skipped_files.tsv") << ")\n";
+  }
+  const size_t ignored = p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size();
+  if (ignored > 0) log << "  ignored " << ignored << " non-image or stray file(s) (listed in skipped_files.tsv)\n";
+  if (const std::string formats = unsupported_formats_note(p.folder.ignored); !formats.empty()) log << "  " << formats << "\n";
+  for (const auto* fl : {&p.folder, &p.val_folder, &p.test_folder}) log << dropped_class_notes(fl->ignored);
+  check_training_data({&p.folder, &p.val_folder, &p.test_folder}, p.train.items(), p.report.broken, strict,
+                      path_in(out_dir, "skipped_files.tsv"));
+  if (!p.report.warnings.empty()) {
+    log << "  " << p.report.warnings.size() << " image(s) decoded with warnings and used (listed in skipped_files.tsv)\n";
+    if (verbosity >= 2)
+      for (const auto& w : p.report.warnings) log << "    " << w.path << ": " << w.reason << "\n";
+  }
+  const auto& cl = p.folder.classes;
+  // Very unbalanced classes: say so, and name the remedy.
+  auto counts = count_per_class(p.train.items(), static_cast<int64_t>(cl.size()));
+  const int64_t most = *std::max_element(counts.begin(), counts.end()), least = *std::min_element(counts.begin(), counts.end());
+  if (least > 0 && most >= 10 * least)
+    log << "  warning: classes are very unbalanced (" << most << " vs " << least
+        << " training images); consider --class-weights auto\n";
+  log << "  split (seed " << seed << "): train " << counts_text(p.train.items(), cl) << "\n"
+      << "                 val " << counts_text(p.val.items(), cl) << "\n"
+      << "                 test " << counts_text(p.test.items(), cl) << "\n";
+  // Which file went where, so that evaluation and predictions can be checked against the same split later.
+  std::vector<SplitRow> rows;
+  for (const auto& [name, set] : {std::pair<const char*, const ImageSet*>{"train", &p.train}, {"val", &p.val}, {"test", &p.test}})
+    for (const auto& it : set->items()) rows.push_back({name, cl[it.label], it.path});
+  write_file_atomic(path_in(out_dir, "splits.csv"), splits_csv(rows));
+}
+
+
+void warn_without_validation(const PreparedData& p, const TrainOptions& t, std::ostream& log) {
+  if (p.val.size() > 0 || (t.keep != "best" && t.patience <= 0)) return;
+  std::string flags = t.keep == "best" ? "--keep best" : "";
+  if (t.patience > 0) flags += std::string(flags.empty() ? "" : " and ") + "--patience " + std::to_string(t.patience);
+  log << "  warning: " << flags << " watch the validation loss, and this run has no validation images; "
+      << (t.keep == "best" ? "the last epoch's model is kept" : "") << (t.keep == "best" && t.patience > 0 ? " and " : "")
+      << (t.patience > 0 ? "every epoch runs" : "") << " (give --val-split above 0 or --val-dir)\n";
+}
+
+}  // namespace tlc::detail
