@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # OpenCV: only the three modules tlc uses (libopencv-dev would pull every module, VTK and GDAL: 211 packages
-# and 675 MB instead of 63 and 177 MB for this whole list; see README "Set-up cost"). ccache makes rebuilds cheap.
+# and 675 MB instead of 66 and 179 MB for this whole list; see README "Set-up cost"). ccache makes rebuilds
+# cheap; giflib decodes GIF (optional in CMake).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-pip ccache
               libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
               libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev libgif-dev
