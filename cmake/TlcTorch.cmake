@@ -1,3 +1,8 @@
+# Torch's CMake picks CUDA architectures by probing a GPU, which fails on machines without one; ours are set
+# below per target. Torch ignores CMAKE_CUDA_ARCHITECTURES and reads this list instead.
+if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
+  set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
+endif()
 # Every Torch library comes from the Torch found here (the venv's wheel). TorchConfig.cmake looks its libraries
 # up with find_library(... PATHS <torch>/lib), which searches the system first: with Debian's libtorch-dev
 # installed (python3-torch pulls it) that put Debian's libc10.so (torch 1.13) on the link line beside the

@@ -32,11 +32,22 @@ BATCH=${GPU_CHECK_BATCH:-256}
 ITERS=${GPU_CHECK_ITERS:-10}
 step() { echo; echo "=== $* ($(( $(date +%s) - t0 )) s)"; }
 note() { echo "$*" | tee -a "$SUMMARY"; }
-skip() { case " ${GPU_CHECK_SKIP:-} " in *" $1 "*) return 0;; esac; return 1; }
+# A stage is skipped when named in GPU_CHECK_SKIP, or when the deadline (GPU_CHECK_DEADLINE seconds after the
+# start, default 400: inside the device call's timeout_s of 420) has passed, so the summary is always written.
+DEADLINE=${GPU_CHECK_DEADLINE:-400}
+skip() {
+  case " ${GPU_CHECK_SKIP:-} " in *" $1 "*) return 0;; esac
+  if [ $(( $(date +%s) - t0 )) -gt "$DEADLINE" ]; then
+    note "skipped stage $1: past the ${DEADLINE} s deadline"; DEADLINE_HIT=1; return 0
+  fi
+  return 1
+}
 fail() { note "FAILED: $*"; note "total $(( $(date +%s) - t0 )) s"; exit 1; }
 # Wall seconds of a command (its output to a log); the status is kept in $rc.
 timed() { local s; s=$(date +%s.%N); "$@"; rc=$?; secs=$(python3 -c "import time; print(round(time.time() - $s, 3))"); }
 : > "$SUMMARY"
+# The table of figures is written however the script ends (a failed stage, a time limit).
+trap 'python3 scripts/gpu_summary.py "$OUT" >> "$SUMMARY" 2>&1 || true' EXIT
 
 step "machine"
 note "date: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
@@ -52,7 +63,7 @@ cmake -S . -B $B -G Ninja -DCMAKE_BUILD_TYPE=Release -DTLC_PYTHON="$(command -v 
 grep "tlc:" "$OUT/configure.log" | tee -a "$SUMMARY"
 grep -q "TLC_WITH_CUDA: ON" "$OUT/configure.log" || fail "configure did not enable CUDA (TLC_WITH_CUDA is not ON): nothing here would run on the GPU"
 # -k 0: every compile error, not only the first target's; the first one is printed.
-cmake --build $B -j"$NPROC" -- -k 0 > "$OUT/build.log" 2>&1 || {
+timeout -k 5 300 cmake --build $B -j"$NPROC" -- -k 0 > "$OUT/build.log" 2>&1 || {
   grep -m1 -B3 -A12 "error" "$OUT/build.log"; fail "build (first error above; all in build.log)"; }
 note "build: ok ($(( $(date +%s) - t0 )) s since start)"
 fi
@@ -65,8 +76,8 @@ if ! skip gpu; then
   note "gpu tests: $(grep -E 'tests passed' "$OUT/ctest_gpu.log" | tail -1) (exit $gpu_rc)"
   grep -q "No tests were found" "$OUT/ctest_gpu.log" && fail "no gpu-labelled test was found"
   # A skip must never read as a pass: on this machine every gpu test must run.
-  if grep -qiE "\*\*\*Skipped|Skipped$|SKIPPED" "$OUT/ctest_gpu.log"; then
-    grep -iE "skip" "$OUT/ctest_gpu.log" | head -5
+  if grep -qE '\*\*\*Skipped|\[  SKIPPED \]' "$OUT/ctest_gpu.log"; then
+    grep -E '\*\*\*Skipped|\[  SKIPPED \]' "$OUT/ctest_gpu.log" | head -5
     fail "a gpu test skipped itself on the GPU machine"
   fi
   grep -m1 "\[ message  \]" "$OUT/ctest_gpu.log" | sed 's/^[0-9]*: //' | tee -a "$SUMMARY"  # the out-of-memory message
@@ -77,7 +88,7 @@ VGG=$B/tests/test_models/vgg16_random.pt
 IMAGES=/tmp/bench_images
 if ! skip figures || ! skip e2e; then
   step "benchmark images: $COUNT JPEGs of 500x375 on $NPROC processes"
-  python3 scripts/make_bench_images.py $IMAGES --count "$COUNT" --jobs "$NPROC" || fail "making benchmark images"
+  timeout -k 5 60 python3 scripts/make_bench_images.py $IMAGES --count "$COUNT" --jobs "$NPROC" || fail "making benchmark images"
 fi
 
 if ! skip figures; then
@@ -123,6 +134,8 @@ if ! skip rest; then
 fi
 
 step "summary"
+trap - EXIT
 python3 scripts/gpu_summary.py "$OUT" | tee -a "$SUMMARY"
 note "total $(( $(date +%s) - t0 )) s; logs in $OUT"
-[ "${gpu_rc:-0}" -eq 0 ] && [ "${rest_rc:-0}" -eq 0 ]
+# A stage cut by the deadline is not a pass.
+[ "${gpu_rc:-0}" -eq 0 ] && [ "${rest_rc:-0}" -eq 0 ] && [ -z "${DEADLINE_HIT:-}" ]

@@ -21,6 +21,10 @@ TEST(Device, OutOfMemoryMessageSaysWhatWasAskedWhatWasFreeWhoHoldsItAndTheWayOut
   EXPECT_NE(m.find("process 4242 holds 120.00 GiB"), std::string::npos) << m;
   EXPECT_NE(m.find("tlc holds 16.50 GiB"), std::string::npos) << m;
   EXPECT_NE(m.find("--batch-size"), std::string::npos) << m;
+  // Sizes below a KiB are written in bytes.
+  const std::string full = tlc::describe_gpu_oom(
+      "CUDA out of memory. Tried to allocate 2.00 MiB. GPU 0 has a total capacity of 79.10 GiB of which 0 bytes is free.");
+  EXPECT_NE(full.find("GPU 0 has 0 bytes free of 79.10 GiB"), std::string::npos) << full;
   // A text without those sentences gives the way out alone, no invented figures.
   const std::string bare = tlc::describe_gpu_oom("CUDA out of memory.");
   EXPECT_EQ(bare.rfind("out of GPU memory. Use a smaller --batch-size", 0), 0u) << bare;

@@ -94,6 +94,11 @@ TEST(Finetune, DiskFeatureCacheIsReusedAndInvalidated) {
   cv::imwrite((t.path() / "data" / "circle_red" / "img0.png").string(), class_image(1, 16, 4242));
   train("c");
   EXPECT_EQ(count(), 2);
+  // Another resize mode gives other pixels: other features, another key (it reused stretch's before).
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("d"),
+                                 "--image-size 16 --epochs 2 --resize crop --cache-dir " + q(t.str("cache"))));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_EQ(count(), 3);
 }
 
 // Review finding: with a reduced-precision frozen path (bf16, the default on CUDA) the final scores of a

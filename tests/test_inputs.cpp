@@ -298,6 +298,12 @@ TEST(Labels, TrainOnAFlatKaggleFolderByRegexOrCsv) {
     auto e = run_command(tlc_cmd("evaluate " + q(run + "/model.pt") + " --json"));
     ASSERT_EQ(e.exit_code, 0) << e.out;
     EXPECT_EQ(nlohmann::json::parse(e.out)["count"], 2);
+    // A labels CSV describes the run's own folder: finetune --data elsewhere is refused, naming it.
+    if (how.find("regex") == std::string::npos) {
+      auto f = run_command(tlc_cmd("finetune " + q(run) + " --fine-tune-layers 1 --data " + q(t.str())));
+      EXPECT_NE(f.exit_code, 0) << f.out;
+      EXPECT_NE(f.out.find("lists its own data folder's files"), std::string::npos) << f.out;
+    }
   }
 }
 

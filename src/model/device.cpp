@@ -34,18 +34,21 @@ std::string describe_gpu_oom(const std::string& torch_message) {
   std::string facts;
   auto add = [&](const std::string& s) { facts += (facts.empty() ? "" : "; ") + s; };
   std::smatch m;
-  if (std::regex_search(torch_message, m, std::regex(R"(Tried to allocate ([0-9.]+ [KMGT]?i?B))")))
+  // Sizes: "2.00 GiB", "512.00 MiB", or "0 bytes" below a KiB.
+  const std::string size = R"(([0-9.]+ (?:[KMGTP]iB|bytes)))";
+  if (std::regex_search(torch_message, m, std::regex("Tried to allocate " + size)))
     add("it asked for " + m[1].str() + " more");
   if (std::regex_search(torch_message, m,
-                        std::regex(R"(GPU (\d+) has a total capacity of ([0-9.]+ [KMGT]?i?B) of which ([0-9.]+ [KMGT]?i?B) is free)")))
+                        std::regex(R"(GPU (\d+) has a total capacity of )" + size + " of which " + size + " is free")))
     add("GPU " + m[1].str() + " has " + m[3].str() + " free of " + m[2].str());
-  if (std::regex_search(torch_message, m, std::regex(R"(this process has ([0-9.]+ [KMGT]?i?B) memory in use)")))
+  if (std::regex_search(torch_message, m, std::regex("this process has " + size + " memory in use")))
     add("tlc holds " + m[1].str());
   std::string others;
-  const std::regex proc(R"(Process (\d+) has ([0-9.]+ [KMGT]?i?B) memory in use)");
+  const std::regex proc(R"(Process (\d+) has )" + size + " memory in use");
   for (auto it = std::sregex_iterator(torch_message.begin(), torch_message.end(), proc); it != std::sregex_iterator(); ++it)
     others += (others.empty() ? "" : ", ") + std::string("process ") + (*it)[1].str() + " holds " + (*it)[2].str();
-  if (!others.empty()) add(others);
+  // In a container PyTorch may name tlc itself by a PID of another namespace: "processes", not "others".
+  if (!others.empty()) add("processes on the GPU: " + others);
   return "out of GPU memory" + (facts.empty() ? std::string() : " (" + facts + ")") +
          ". Use a smaller --batch-size (or --image-size, or --cache-memory-mb), wait for the other jobs on the GPU "
          "(nvidia-smi lists them), or run with --device cpu; model files and checkpoints already written are intact";

@@ -94,6 +94,10 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   d.resize = clf.preprocess().resize;
   d.labels = {resolve_recorded_path(cfg.value("labels_csv", std::string()), cfg.value("cwd", std::string())),
               cfg.value("label_regex", std::string())};
+  // A labels CSV lists the run's own files; a --label-regex applies to any folder named the same way.
+  if (!opt.data_dir.empty() && !d.labels.csv.empty())
+    throw Error("the run was labelled by " + d.labels.csv + ", which lists its own data folder's files, not --data " +
+                opt.data_dir + "; fine-tune on the run's own data (without --data), or train a new run on that folder");
   d.max_pixels = cfg.value("max_pixels", int64_t{100'000'000});
   d.memory_budget_mb = opt.memory_budget_mb;
   d.threads = opt.threads;

@@ -151,7 +151,7 @@ TrainRunOptions apply_resume_request(const TrainRunOptions& stored, const Resume
   TrainRunOptions given = req.values;
   // Paths compare in their absolute form.
   for (std::string* p : {&given.data_dir, &given.backbone_path, &given.out_dir, &given.val_dir, &given.test_dir,
-                         &given.train.cache_dir})
+                         &given.train.cache_dir, &given.labels.csv})
     *p = absolute_path(*p);
   std::vector<std::string> refused;
   for (const std::string& flag : req.given) {

@@ -319,10 +319,12 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     if (ph.kind == Phase::pooled && !opt_.cache_dir.empty()) {
       // On-disk cache: keyed by everything the features depend on, so a stale file is never used.
       Hasher h;
-      h.add(std::string("tlc-features-v1"));
+      h.add(std::string("tlc-features-v2"));
       h.add(file_hash(backbone_.info().path));
       h.add(pre_.image_size);
       h.add(to_string(pre_.mode));
+      h.add(to_string(pre_.resize));                            // stretch, crop and pad give other pixels
+      h.add(static_cast<int64_t>(backbone_.frozen_dtype()));    // bf16 features are not fp32 features
       h.add(static_cast<int64_t>(flip_aug));
       for (const ImageSet* s : {&train, val}) {
         if (!s) continue;
