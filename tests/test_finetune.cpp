@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
+#include "tiny_training.h"
 #include "tlc/model_file.h"
 
 using namespace tlc_test;
@@ -105,16 +106,8 @@ TEST(Finetune, DiskFeatureCacheIsReusedAndInvalidated) {
 // fine-tuning run came from the weights before fine-tuning. The test metrics a run writes must be those of
 // the model it saves, as `tlc evaluate` measures them (in fp32: within bf16's tolerance).
 TEST(Finetune, Bf16RunReportsTheMetricsOfTheModelItSaves) {
-  TempDir t;
-  make_dataset(t.path() / "data", 3, 12, 16);
-  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
-                                 "--image-size 16 --epochs 2 --optimizer adam --lr 0.01 --precision bf16 "
-                                 "--fine-tune-layers 2 --fine-tune-epochs 3 --fine-tune-lr 0.05 --val-split 0.2 --test-split 0.3"));
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto m = nlohmann::json::parse(read_text(t.path() / "run" / "metrics.json"));
-  auto e = run_command(tlc_cmd("evaluate " + q(t.str("run/model.pt")) + " --json"));
-  ASSERT_EQ(e.exit_code, 0) << e.out;
-  auto ev = nlohmann::json::parse(e.out.substr(e.out.find('{')));
-  EXPECT_EQ(m["test"]["count"].get<int64_t>(), ev["count"].get<int64_t>());
-  EXPECT_NEAR(m["test"]["loss"].get<double>(), ev["loss"].get<double>(), 0.02) << r.out;
+  auto c = bf16_finetune_then_evaluate("--precision bf16", "");
+  ASSERT_FALSE(c.metrics.is_null() || c.evaluation.is_null()) << c.log;
+  EXPECT_EQ(c.metrics["test"]["count"].get<int64_t>(), c.evaluation["count"].get<int64_t>());
+  EXPECT_NEAR(c.metrics["test"]["loss"].get<double>(), c.evaluation["loss"].get<double>(), 0.02) << c.log;
 }

@@ -130,17 +130,9 @@ TEST(Gpu, ModelFileOnCudaPredictsInFloat32LikeTheCpu) {
 // bf16 is the default on CUDA: after fine-tuning, the frozen bf16 path must run the tuned weights.
 TEST(Gpu, FineTunedRunScoresItsSavedModelInBf16) {
   if (!have_cuda()) GTEST_SKIP() << kNoGpu;
-  TempDir t;
-  make_dataset(t.path() / "data", 3, 12, 16);
-  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
-                                 "--image-size 16 --epochs 2 --optimizer adam --lr 0.01 --device cuda "
-                                 "--fine-tune-layers 2 --fine-tune-epochs 3 --fine-tune-lr 0.05 --val-split 0.2 --test-split 0.3"));
-  ASSERT_EQ(r.exit_code, 0) << r.out;
-  auto m = nlohmann::json::parse(read_text(t.path() / "run" / "metrics.json"));
-  auto e = run_command(tlc_cmd("evaluate " + q(t.str("run/model.pt")) + " --json --device cuda"));
-  ASSERT_EQ(e.exit_code, 0) << e.out;
-  auto ev = nlohmann::json::parse(e.out.substr(e.out.find('{')));
-  EXPECT_NEAR(m["test"]["loss"].get<double>(), ev["loss"].get<double>(), 0.02) << r.out;
+  auto c = bf16_finetune_then_evaluate("--device cuda", "--device cuda");
+  ASSERT_FALSE(c.metrics.is_null() || c.evaluation.is_null()) << c.log;
+  EXPECT_NEAR(c.metrics["test"]["loss"].get<double>(), c.evaluation["loss"].get<double>(), 0.02) << c.log;
 }
 
 // Out of GPU memory on purpose (VGG16 at 4,096 px, batch 128: one activation alone is ~275 GB): a clear

@@ -2,6 +2,7 @@
 // One small training run, shared by the precision checks on the CPU (test_trainer.cpp) and on the GPU
 // (test_gpu.cpp) so that both look at the same scenario.
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <string>
 
@@ -32,6 +33,31 @@ inline at::Tensor tiny_training_probabilities(const std::string& device, const s
   tlc::TransferClassifier clf(tlc::Backbone::load(source("models/tiny_cnn.pt")), folder.classes, pre, o);
   clf.fit(set, nullptr);
   return clf.predict_proba(set.batch({0, 1, 2, 3, 4, 5}));
+}
+
+// A bf16 fine-tuning run through the CLI (`device_flags`, e.g. "--precision bf16" or "--device cuda"), then
+// `tlc evaluate` of the model it saved (`evaluate_flags`): the test metrics the run wrote and the evaluation,
+// which must agree when the frozen bf16 path runs the fine-tuned weights. Empty objects when a command failed
+// (its output in `log`).
+struct Bf16FinetuneCheck {
+  nlohmann::json metrics, evaluation;
+  std::string log;
+};
+inline Bf16FinetuneCheck bf16_finetune_then_evaluate(const std::string& device_flags, const std::string& evaluate_flags) {
+  TempDir t;
+  make_dataset(t.path() / "data", 3, 12, 16);
+  Bf16FinetuneCheck c;
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                 "--image-size 16 --epochs 2 --optimizer adam --lr 0.01 " + device_flags +
+                                     " --fine-tune-layers 2 --fine-tune-epochs 3 --fine-tune-lr 0.05 --val-split 0.2 --test-split 0.3"));
+  c.log = r.out;
+  if (r.exit_code != 0) return c;
+  auto e = run_command(tlc_cmd("evaluate " + q(t.str("run/model.pt")) + " --json " + evaluate_flags));
+  c.log += e.out;
+  if (e.exit_code != 0) return c;
+  c.metrics = nlohmann::json::parse(read_text(t.path() / "run" / "metrics.json"));
+  c.evaluation = nlohmann::json::parse(e.out.substr(e.out.find('{')));
+  return c;
 }
 
 }  // namespace tlc_test

@@ -73,16 +73,14 @@ class Backbone {
   // module itself; the copy takes their weights again before its next use. at::kFloat switches it off.
   void set_frozen_dtype(at::ScalarType dtype);
   at::ScalarType frozen_dtype() const { return frozen_dtype_; }
-  // Say that the module's weights were changed from outside (copied in, restored): the reduced copy, if any,
-  // takes them before its next use. Unfreezing layers marks this by itself, since they are about to change.
-  void weights_changed() { reduced_stale_ = true; }
 
  private:
   torch::jit::Module module_;
   BackboneInfo info_;
   at::ScalarType frozen_dtype_ = at::kFloat;
   std::shared_ptr<torch::jit::Module> reduced_;  // module_ in frozen_dtype_, when not float32
-  bool reduced_stale_ = false;                   // module_'s weights may differ from reduced_'s
+  bool reduced_stale_ = false;  // module_'s weights may differ from reduced_'s: set by unfreeze_last(n > 0),
+                                // the only way weights become trainable, so every change passes through it
   void refresh_reduced();
 };
 
