@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "tlc/labels.h"
 #include "tlc/trainer.h"
 
 namespace tlc::cli {
@@ -19,5 +20,9 @@ void setup_evaluate(CLI::App& app, int* exit_code);
 
 // Flags shared by train and finetune (batch, optimizer, augmentation, caches, controls, device).
 void add_training_flags(CLI::App* sub, TrainOptions& t);
+// --labels / --label-regex (train, evaluate).
+void add_label_flags(CLI::App* sub, LabelSource& labels);
+// --resize override and --max-pixels for commands that read images for a saved model (predict, evaluate).
+void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixels);
 
 }  // namespace tlc::cli

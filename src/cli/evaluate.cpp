@@ -74,21 +74,9 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   sub->add_option("--top-k", o->top_k, "k of the top-k accuracy (not shown when k >= the number of classes)")->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--max-pixels", o->max_pixels, "Skip images with more pixels than this (decompression bombs)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub->add_option("--resize", o->resize,
-                  "Override how images become the model's size: stretch, crop or pad (default: as the model was "
-                  "trained, recorded in model.pt)")
-      ->check(CLI::IsMember({"stretch", "crop", "pad"}));
-  auto* labels = sub->add_option("--labels", o->labels.csv,
-                                 "Label DATA_DIR's images by a CSV of path,label rows (relative to DATA_DIR), as in "
-                                 "`tlc train --labels`")
-                     ->check(CLI::ExistingFile);
-  sub->add_option("--label-regex", o->labels.regex,
-                  "Label DATA_DIR's images by the first capture group of this regex on the file name, as in "
-                  "`tlc train --label-regex`")
-      ->excludes(labels);
+  add_model_input_flags(sub, o->resize, o->max_pixels);
+  add_label_flags(sub, o->labels);
   sub->add_option("--show", o->show,
                   "Also write a contact sheet PNG of the highest-loss images with their true and predicted labels "
                   "and probabilities (fastai's plot_top_losses)");

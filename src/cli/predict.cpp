@@ -133,14 +133,9 @@ void setup_predict(CLI::App& app, int* exit_code) {
                   "Label an image \"unknown\" (text, JSON and CSV; probabilities still shown) when no class reaches "
                   "this probability, e.g. 0.8 for images that fit none of the classes (0: always the top class)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
-  sub->add_option("--resize", o->resize,
-                  "Override how images become the model's size: stretch, crop or pad (default: as the model was "
-                  "trained, recorded in model.pt)")
-      ->check(CLI::IsMember({"stretch", "crop", "pad"}));
+  add_model_input_flags(sub, o->resize, o->max_pixels);
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
-  sub->add_option("--max-pixels", o->max_pixels, "Skip images with more pixels than this (decompression bombs)")
-      ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
 }

@@ -83,14 +83,7 @@ void setup_train(CLI::App& app, int* exit_code) {
                "run folder with model.pt, config.json, history.csv, metrics.json, skipped_files.tsv and splits.csv.");
   sub->add_option("data_dir", opt->data_dir, "Folder with one sub-folder of images per class (a folder holding "
                                              "PetImages/ or flower_photos/ also works)");
-  auto* labels = sub->add_option("--labels", opt->labels.csv,
-                                 "CSV of path,label rows labelling DATA_DIR's images instead of class sub-folders "
-                                 "(relative paths are relative to DATA_DIR; a header row is skipped)")
-                     ->check(CLI::ExistingFile);
-  sub->add_option("--label-regex", opt->labels.regex,
-                  "Take each image's class from its file name: the first capture group of this regular expression "
-                  "(e.g. '^([a-z]+)\\.' for Kaggle's cat.0.jpg); files that do not match are skipped and listed")
-      ->excludes(labels);
+  add_label_flags(sub, opt->labels);
   sub->add_option("--backbone", opt->backbone_path,
                   "TorchScript backbone file made by scripts/export_backbone.py (required)");
   auto resume = std::make_shared<std::string>();

@@ -1,0 +1,26 @@
+// Flags that several subcommands take, defined once so that they read the same in every --help.
+#include "commands.h"
+
+namespace tlc::cli {
+
+void add_label_flags(CLI::App* sub, LabelSource& labels) {
+  auto* csv = sub->add_option("--labels", labels.csv,
+                              "CSV of path,label rows labelling DATA_DIR's images instead of class sub-folders "
+                              "(relative paths are relative to DATA_DIR; a header row is skipped)")
+                  ->check(CLI::ExistingFile);
+  sub->add_option("--label-regex", labels.regex,
+                  "Take each image's class from its file name: the first capture group of this regular expression "
+                  "(e.g. '^([a-z]+)\\.' for Kaggle's cat.0.jpg); files that do not match are skipped and listed")
+      ->excludes(csv);
+}
+
+void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixels) {
+  sub->add_option("--resize", resize,
+                  "Override how images become the model's size: stretch, crop or pad (default: as the model was "
+                  "trained, recorded in model.pt)")
+      ->check(CLI::IsMember({"stretch", "crop", "pad"}));
+  sub->add_option("--max-pixels", max_pixels, "Skip images with more pixels than this (decompression bombs)")
+      ->capture_default_str()->check(CLI::PositiveNumber);
+}
+
+}  // namespace tlc::cli
