@@ -1,0 +1,178 @@
+// The feature cache of a training phase: what it caches (pooled features while nothing in the backbone trains,
+// the frozen prefix's activations while fine-tuning, or nothing), the on-disk cache and its key, and the first
+// pass that computes features while the images are decoded.
+#include <sys/stat.h>
+
+#include <filesystem>
+
+#include <torch/serialize.h>
+
+#include "tlc/error.h"
+#include "tlc/image_io.h"
+#include "tlc/prefetch.h"
+#include "tlc/util.h"
+#include "trainer_internal.h"
+
+namespace tlc {
+
+namespace {
+
+// 64-bit FNV-1a, for cache keys (not for security).
+struct Hasher {
+  uint64_t h = 1469598103934665603ULL;
+  void add(const void* data, size_t n) {
+    auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  }
+  void add(const std::string& s) { add(s.data(), s.size() + 1); }
+  void add(int64_t v) { add(&v, sizeof v); }
+};
+
+std::string file_hash(const std::string& path) {
+  std::vector<uint8_t> bytes;
+  std::string err;
+  if (!read_file_bytes(path, bytes, &err)) throw Error("cannot read " + path + " to key the feature cache: " + err);
+  Hasher h;
+  h.add(bytes.data(), bytes.size());
+  return std::to_string(h.h);
+}
+
+}  // namespace
+
+// Decides what this phase caches (pooled features for the head phase, the frozen prefix's activations for
+// fine-tuning, or nothing), within the memory budget, and fills the cache: from the on-disk feature cache when
+// its key matches, else by running the frozen part once over the sets.
+TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune,
+                                                            bool flip_aug) {
+  // Decide the cache for this phase.
+  used_first_pass_ = false;
+  Phase ph;
+  ph.flip = flip_aug;
+  const int64_t budget = opt_.cache_memory_mb * 1024 * 1024;
+  const int64_t views = flip_aug ? 2 : 1;
+  const int64_t nimg = train.size() + (val ? val->size() : 0);
+  if (opt_.cache_features != "off") {
+    if (!fine_tune) {
+      const int64_t bytes = nimg * views * backbone_.info().output_channels * 4;
+      if (opt_.cache_features == "on" || bytes <= budget) ph.kind = Phase::pooled;
+    } else if (backbone_.sequential_length() > 0) {
+      ph.length = backbone_.sequential_length();
+      ph.split = backbone_.first_trainable_child();
+      at::Tensor probe;
+      {
+        torch::NoGradGuard ng;
+        probe = backbone_.forward_range(at::zeros({1, 3, pre_.image_size, pre_.image_size}, device_), 0, ph.split);
+      }
+      const int64_t bytes = nimg * views * probe.numel() * 4;
+      if (ph.split > 0 && (opt_.cache_features == "on" || bytes <= budget)) ph.kind = Phase::prefix;
+    }
+  }
+
+  // Runs the frozen part over a whole set in order (batch by batch) and keeps the result on the device.
+  auto extract = [&](const ImageSet& set, bool flipped) {
+    torch::NoGradGuard ng;
+    std::vector<at::Tensor> parts;
+    const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
+                              (flipped ? " (flipped)" : "");
+    auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
+    for (int64_t k = 0, b0 = 0; k < batches->count(); ++k, b0 += opt_.batch_size) {
+      if (progress_) progress_(label, b0, set.size());
+      check_interrupt(label);
+      at::Tensor pixels = batches->next();
+      at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
+      at::Tensor x = backbone_input(pixels, flip_mask, ph.kind == Phase::pooled);
+      parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
+                                               : backbone_.forward_range(x, 0, ph.split));
+    }
+    if (progress_) progress_(label, set.size(), set.size());
+    return at::cat(parts);
+  };
+  if (ph.kind != Phase::none) {
+    std::string key_file;
+    if (ph.kind == Phase::pooled && !opt_.cache_dir.empty()) {
+      // On-disk cache: keyed by everything the features depend on, so a stale file is never used.
+      Hasher h;
+      h.add(std::string("tlc-features-v2"));
+      h.add(file_hash(backbone_.info().path));
+      h.add(pre_.image_size);
+      h.add(to_string(pre_.mode));
+      h.add(to_string(pre_.resize));                            // stretch, crop and pad give other pixels
+      h.add(static_cast<int64_t>(backbone_.frozen_dtype()));    // bf16 features are not fp32 features
+      h.add(static_cast<int64_t>(flip_aug));
+      for (const ImageSet* s : {&train, val}) {
+        if (!s) continue;
+        h.add(std::string("set"));
+        for (const auto& it : s->items()) {
+          struct stat st {};
+          ::stat(it.path.c_str(), &st);
+          h.add(it.path);
+          h.add(static_cast<int64_t>(st.st_size));
+          h.add(static_cast<int64_t>(st.st_mtime));
+        }
+      }
+      std::filesystem::create_directories(opt_.cache_dir);
+      key_file = (std::filesystem::path(opt_.cache_dir) / ("features-" + std::to_string(h.h) + ".pt")).string();
+      if (std::filesystem::exists(key_file)) {
+        std::vector<at::Tensor> t;
+        torch::load(t, key_file);
+        ph.train_plain = t.at(0).to(device_);
+        ph.val_plain = t.at(1).to(device_);
+        if (flip_aug) ph.train_flipped = t.at(2).to(device_);
+      }
+    }
+    if (!ph.train_plain.defined()) {
+      // Features the scan computed while decoding (first_pass_sink), when they cover these sets; else a pass.
+      auto streamed = [&](const std::string& role, bool flipped, int64_t rows) {
+        if (ph.kind != Phase::pooled) return at::Tensor();
+        auto it = first_pass_.find(role);
+        if (it == first_pass_.end()) return at::Tensor();
+        const auto& parts = flipped ? it->second.flipped : it->second.plain;
+        if (parts.empty()) return at::Tensor();
+        at::Tensor t = at::cat(parts);
+        return t.size(0) == rows ? t : at::Tensor();
+      };
+      ph.train_plain = streamed("train", false, train.size());
+      if (flip_aug) ph.train_flipped = streamed("train", true, train.size());
+      if (val) ph.val_plain = streamed("val", false, val->size());
+      used_first_pass_ = ph.train_plain.defined();
+      if (!ph.train_plain.defined()) ph.train_plain = extract(train, false);
+      if (flip_aug && !ph.train_flipped.defined()) ph.train_flipped = extract(train, true);
+      if (val && !ph.val_plain.defined()) ph.val_plain = extract(*val, false);
+      if (!key_file.empty()) {
+        std::vector<at::Tensor> t = {ph.train_plain.cpu(), val ? ph.val_plain.cpu() : at::zeros({0})};
+        if (flip_aug) t.push_back(ph.train_flipped.cpu());
+        save_atomic(key_file, [&](const std::string& tmp) { torch::save(t, tmp); });
+      }
+    }
+  }
+
+  if (!fine_tune) first_pass_.clear();  // used once, by the head phase
+  return ph;
+}
+
+ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
+  ChunkSink sink;
+  first_pass_.erase(role);
+  if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
+  sink.chunk = opt_.batch_size;
+  sink.device = device_;
+  const bool flipped = role == "train" && opt_.augment == "flip";
+  first_pass_[role] = FirstPass{};
+  // The first pass is where a large data set spends its first minutes: it shows progress like extraction.
+  const std::string label = "decoding + caching features" + std::string(role == "train" ? "" : " (" + role + ")");
+  sink.fn = [this, role, flipped, label](const at::Tensor& pixels, int64_t done, int64_t total) {
+    check_interrupt("running the first pass (" + label + ")");
+    if (pixels.size(0) > 0) {
+      torch::NoGradGuard ng;
+      FirstPass& fp = first_pass_.at(role);
+      fp.plain.push_back(backbone_.forward(backbone_input(pixels, at::Tensor(), true)).mean({2, 3}));
+      if (flipped)
+        fp.flipped.push_back(
+            backbone_.forward(backbone_input(pixels, at::ones({pixels.size(0)}, at::kByte), true)).mean({2, 3}));
+    }
+    if (progress_) progress_(label, done, total);
+  };
+  return sink;
+}
+
+}  // namespace tlc

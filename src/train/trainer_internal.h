@@ -1,0 +1,62 @@
+#pragma once
+// Pieces shared by the trainer's units (trainer.cpp: the estimator; feature_cache.cpp: what a phase caches and
+// the first pass; epoch_loop.cpp: the epochs of a phase). Internal to src/train.
+#include <torch/nn/functional/loss.h>
+#include <torch/serialize/input-archive.h>
+
+#include <cstdint>
+#include <memory>
+#include <numeric>
+#include <string>
+#include <vector>
+
+#include "checkpoint.h"
+#include "tlc/trainer.h"
+
+namespace tlc {
+
+// What feeds the trainable part in one phase: nothing cached (decode, normalize and run the whole backbone
+// each batch), cached pooled features (nothing in the backbone trains), or cached activations of the frozen
+// prefix of a Sequential backbone (fine-tuning its suffix).
+struct TransferClassifier::Phase {
+  enum Kind { none, pooled, prefix } kind = none;
+  int64_t split = 0, length = 0;  // prefix: children [0, split) cached, [split, length) run
+  bool flip = false;
+  at::Tensor train_plain, train_flipped, val_plain;
+};
+
+// Where a checkpointed run stopped (read back from the checkpoint file), or where a finished run that is
+// continued stopped (no archive: the weights are the classifier's own).
+struct TransferClassifier::Resume : detail::CheckpointState {
+  std::shared_ptr<torch::serialize::InputArchive> archive;
+};
+
+namespace detail {
+
+// Mean loss and accuracy over `data` in order, batch by batch; logits_of(b0, b1) gives the logits of items
+// [b0, b1). Shared by scoring from images and validation from cached activations.
+template <typename LogitsOf>
+EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Device device, LogitsOf&& logits_of) {
+  EvalStats r;
+  if (data.size() == 0) return r;
+  double loss_sum = 0;
+  int64_t correct = 0;
+  for (int64_t b0 = 0; b0 < data.size(); b0 += batch_size) {
+    const int64_t b1 = std::min(data.size(), b0 + batch_size);
+    std::vector<int64_t> idx(static_cast<size_t>(b1 - b0));
+    std::iota(idx.begin(), idx.end(), b0);
+    at::Tensor y = data.labels(idx).to(device);
+    at::Tensor logits = logits_of(b0, b1);
+    loss_sum += torch::nn::functional::cross_entropy(
+                    logits, y, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                    .item<double>();
+    correct += logits.argmax(1).eq(y).sum().item<int64_t>();
+  }
+  r.count = data.size();
+  r.loss = loss_sum / static_cast<double>(r.count);
+  r.acc = static_cast<double>(correct) / static_cast<double>(r.count);
+  return r;
+}
+
+}  // namespace detail
+}  // namespace tlc
