@@ -46,6 +46,9 @@ class ImageSet {
   // `report` (or, with strict, make it throw tlc::Error naming the first one).
   static ImageSet scan(const std::vector<ImageItem>& items, const DecodeOptions& opt, int threads,
                        int64_t memory_budget_bytes, bool strict, ScanReport& report, const ChunkSink& sink = {});
+  // Items known to decode (another process scanned them): nothing is decoded now, batches are decoded on
+  // demand.
+  static ImageSet on_demand(std::vector<ImageItem> items, const DecodeOptions& opt, int threads);
 
  private:
   std::vector<ImageItem> items_;
