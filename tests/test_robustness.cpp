@@ -151,7 +151,7 @@ TEST(Robustness, TruncatedPngZeroByteAndTextFilesAreSkippedQuietly) {
   for (auto name : {"cut.png", "empty.png", "readme.jpg"}) EXPECT_NE(f.skipped().find(name), std::string::npos) << name;
   EXPECT_EQ(r.out.find("libpng"), std::string::npos) << r.out;  // no decoder noise on the terminal
   EXPECT_EQ(f.used(), 12);
-  auto strict = f.train("--strict");
+  auto strict = f.train("--strict --overwrite");  // the same run folder again: replacing it is asked for
   EXPECT_NE(strict.exit_code, 0);
   EXPECT_NE(strict.out.find("--strict"), std::string::npos) << strict.out;
 }

@@ -11,6 +11,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <chrono>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -64,6 +65,13 @@ class Comm {
 
   // Element-wise sum over the ranks, in place (any device: copied to the backend's device and back).
   void allreduce_sum(at::Tensor& t);
+  // The same, started now and finished by wait() (which puts the sum into `t`): work (e.g. the rest of a
+  // backward pass) overlaps the communication. Every rank must start them in the same order. Only the time
+  // spent waiting counts in seconds_in_collectives().
+  struct Pending {
+    std::function<void()> wait;
+  };
+  Pending allreduce_sum_async(at::Tensor t);
   // The ranks' tensors concatenated along dim 0 in rank order; their row counts may differ, the other
   // dimensions and the dtype must agree.
   at::Tensor allgather_rows(const at::Tensor& local);

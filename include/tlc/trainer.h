@@ -18,6 +18,10 @@
 
 namespace tlc {
 
+namespace detail {
+class GradientBuckets;  // src/train/trainer_internal.h
+}
+
 struct Preprocess {
   int64_t image_size = 160;
   NormalizeMode mode = NormalizeMode::minus1to1;
@@ -32,6 +36,7 @@ struct EpochStats {
   double loss = 0, acc = 0;
   double val_loss = 0, val_acc = 0;  // NaN when there is no validation set
   double seconds = 0, images_per_second = 0;
+  double comm_seconds = 0;  // of `seconds`, spent in collectives (distributed runs; not in history.csv)
 };
 
 struct TrainOptions {
@@ -182,7 +187,7 @@ class TransferClassifier {
     bool stop;
   };
   SyncedStep step_data_parallel(const std::function<at::Tensor()>& features, const at::Tensor& labels,
-                                double denominator, torch::optim::Optimizer& optim, const std::vector<at::Tensor>& params);
+                                double denominator, torch::optim::Optimizer& optim, detail::GradientBuckets& grads);
 
   struct Phase;
   struct Resume;

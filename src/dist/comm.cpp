@@ -97,10 +97,12 @@ DistLaunch DistLaunch::from_environment() {
     l.world_size = integer("WORLD_SIZE", 1);
     l.local_rank = integer("LOCAL_RANK", 0);
     l.local_world_size = integer("LOCAL_WORLD_SIZE", 1);
-  } else if (get("SLURM_PROCID") && integer("SLURM_NTASKS", 1) > 1) {
+  } else if (get("SLURM_PROCID") && get("SLURM_STEP_NUM_TASKS") && integer("SLURM_STEP_NUM_TASKS", 1) > 1) {
+    // A task of an srun step (srun sets SLURM_STEP_NUM_TASKS; an sbatch script itself, which also has
+    // SLURM_PROCID=0 and SLURM_NTASKS, is one process and runs as one).
     l.launcher = "slurm";
     l.rank = integer("SLURM_PROCID", 0);
-    l.world_size = integer("SLURM_NTASKS", 1);
+    l.world_size = integer("SLURM_STEP_NUM_TASKS", 1);
     l.local_rank = integer("SLURM_LOCALID", 0);
     // SLURM_NTASKS_PER_NODE when given to sbatch/srun, else the first of SLURM_TASKS_PER_NODE ("4(x2)" -> 4).
     if (const char* per = get("SLURM_NTASKS_PER_NODE"))
@@ -216,6 +218,21 @@ void Comm::allreduce_sum(at::Tensor& t) {
     impl_->pg->allreduce(v)->wait(impl_->timeout);
     if (!v[0].is_same(t)) t.copy_(v[0]);
   });
+}
+
+Comm::Pending Comm::allreduce_sum_async(at::Tensor t) {
+  if (!impl_) return {[] {}};
+  at::Tensor on_backend = t.to(impl_->device).contiguous();
+  c10::intrusive_ptr<c10d::Work> work = guarded("an all-reduce", [&] {
+    std::vector<at::Tensor> v{on_backend};
+    return impl_->pg->allreduce(v);
+  });
+  return {[this, work, t, on_backend]() mutable {
+    guarded("an all-reduce", [&] {
+      work->wait(impl_->timeout);
+      if (!on_backend.is_same(t)) t.copy_(on_backend);
+    });
+  }};
 }
 
 void Comm::broadcast(at::Tensor& t, int root) {

@@ -70,6 +70,12 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     class_weights_ = at::tensor(w).to(device_);
   }
 
+  // Distributed: the gradients are summed over the ranks in buckets while backward runs.
+  std::unique_ptr<detail::GradientBuckets> buckets;
+  if (parallel)
+    buckets = std::make_unique<detail::GradientBuckets>(params, head_->parameters().size(), comm,
+                                                        detail::gradient_bucket_bytes());
+
   // Nothing to fill a cache for when a resumed phase has no epoch left to run.
   const Phase ph = (resume ? resume->epoch_index : 0) < epochs ? prepare_phase(train, val, fine_tune, flip_aug) : Phase{};
 
@@ -156,6 +162,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   for (int e = start_epoch; e < epochs; ++e) {
     const int epoch = first_epoch + e;
     auto t0 = std::chrono::steady_clock::now();
+    const double comm0 = comm.seconds_in_collectives();
     const double lr = scheduled_lr(opt_, oo.lr, e, epochs);
     for (auto& g : optim->param_groups()) g.options().set_lr(lr);
     // Every random choice of an epoch comes from (seed, epoch): the same with or without caches, and the
@@ -205,7 +212,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
           denominator = class_weights_.cpu().index_select(0, train.labels(idx)).sum().item<double>();
         if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();  // travels with this step
         const SyncedStep r = step_data_parallel([&] { return train_features(mine, my_flips, pixels); },
-                                                train.labels(mine).to(device_), denominator, *optim, params);
+                                                train.labels(mine).to(device_), denominator, *optim, *buckets);
         l = r.loss;
         correct += r.correct;
         stop_now = r.stop;
@@ -252,6 +259,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     }
     s.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     s.images_per_second = s.seconds > 0 ? static_cast<double>(seen) / s.seconds : 0;
+    s.comm_seconds = comm.seconds_in_collectives() - comm0;
     history.push_back(s);
     if (cb) cb(s);
     bool stop = false;

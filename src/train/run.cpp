@@ -68,6 +68,10 @@ json config_json(const TrainRunOptions& opt, const json& earlier, const ImageFol
   return c;
 }
 
+std::string batch_split_note(int64_t batch, int ranks) {
+  return std::to_string(batch) + " (about " + std::to_string((batch + ranks - 1) / ranks) + " per rank)";
+}
+
 TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start start, RunFolderGuard& guard,
                           const json& earlier_config, const std::vector<EpochStats>& before) {
   TrainRunResult res;
@@ -133,6 +137,9 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
   log << "tlc train: " << folder.root << "\n";
   if (!folder.layout_note.empty()) log << "  layout: " << folder.layout_note << "\n";
   log << "  device: " << clf->device().str() << ", " << resolve_threads(opt.threads) << " decoding threads\n";
+  if (world().joined())
+    log << "  distributed: " << world().world_size() << " ranks (" << world().backend() << "), global batch "
+        << batch_split_note(opt.train.batch_size, world().world_size()) << "\n";
   log << "  backbone: " << bi.path << " (" << bi.arch << ", " << bi.weights << " weights, " << bi.output_channels
       << " channels, " << clf->backbone().parameter_count() << " parameters, frozen)\n";
   log << "  preprocessing: " << pre.image_size << "x" << pre.image_size << ", normalize " << to_string(pre.mode)
@@ -166,7 +173,8 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
     write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, listed, &p, bi, pre, clf->device().str())));
 
   const std::string metrics_path = path_in(opt.out_dir, "metrics.json");
-  if (!head_from_scratch && fs::exists(metrics_path)) {
+  // (The ranks of a distributed run decide together: scoring is a collective.)
+  if (!head_from_scratch && world().all_true(fs::exists(metrics_path))) {
     json m = read_json_file(metrics_path);
     res.initial_val.loss = m["initial"].value("loss", std::nan(""));
     res.initial_val.acc = m["initial"].value("acc", std::nan(""));

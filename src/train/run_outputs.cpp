@@ -57,6 +57,7 @@ void log_epoch(std::ostream& log, const EpochStats& s, int last_epoch) {
   log << "epoch " << s.epoch << "/" << last_epoch << (s.phase == "head" ? "" : " [fine-tune]") << ": loss "
       << fmt(s.loss) << ", acc " << fmt(s.acc) << ", val_loss " << fmt(s.val_loss) << ", val_acc " << fmt(s.val_acc)
       << ", " << fmt(s.images_per_second, 1) << " img/s, " << fmt(s.seconds, 1) << " s"
+      << (world().world_size() > 1 ? " (" + fmt(s.comm_seconds, 2) + " s in collectives)" : "")
       << (s.cache == "features" ? " (cached features)" : s.cache == "prefix" ? " (cached frozen prefix)" : "") << "\n"
       << std::flush;
 }

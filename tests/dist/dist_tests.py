@@ -48,11 +48,11 @@ def make_data(root, classes=3, per_class=12, size=16, corrupt=True):
 def rank_env(rank, world, port, slurm=False, extra=None):
     env = dict(os.environ)
     for k in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "SLURM_PROCID", "SLURM_NTASKS", "SLURM_LOCALID",
-              "TORCHELASTIC_USE_AGENT_STORE"):
+              "SLURM_STEP_NUM_TASKS", "TORCHELASTIC_USE_AGENT_STORE"):
         env.pop(k, None)
     if slurm:
-        env.update(SLURM_PROCID=str(rank), SLURM_NTASKS=str(world), SLURM_LOCALID=str(rank),
-                   SLURM_TASKS_PER_NODE=str(world))
+        env.update(SLURM_PROCID=str(rank), SLURM_NTASKS=str(world), SLURM_STEP_NUM_TASKS=str(world),
+                   SLURM_LOCALID=str(rank), SLURM_TASKS_PER_NODE=str(world))
     else:
         env.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank), LOCAL_WORLD_SIZE=str(world))
     env.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1")
@@ -131,18 +131,23 @@ class Case:
         return os.path.join(self.tmp, *p)
 
 
-def parity(c, flags):
+def parity(c, flags, extra=None):
     rc, out1 = run_single(c.train("one", *flags))
     check(rc == 0, "the single-process run failed", out1)
-    rcs, outs = finish(start_ranks(c.train("two", *flags), 2))
+    rcs, outs = finish(start_ranks(c.train("two", *flags), 2, extra=extra))
     check(rcs == [0, 0], f"the 2-rank run failed: {rcs}", *outs)
     check(same_model(c.path("one", "model.pt"), c.path("two", "model.pt")), "2 ranks trained another model", out1, *outs)
     for f in ("skipped_files.tsv", "splits.csv", "history.csv"):
         a, b = open(c.path("one", f)).read(), open(c.path("two", f)).read()
-        if f == "history.csv":  # seconds and images/s differ; the metrics agree to the printed precision
-            a = [l.split(",")[:7] for l in a.splitlines()]
-            b = [l.split(",")[:7] for l in b.splitlines()]
-        check(a == b, f"{f} differs between 1 and 2 ranks", str(a), str(b))
+        if f == "history.csv":  # seconds and images/s differ; the metrics agree within float rounding
+            ra = [l.split(",")[:7] for l in a.splitlines()]
+            rb = [l.split(",")[:7] for l in b.splitlines()]
+            close = len(ra) == len(rb) and all(
+                x == y or (x.replace(".", "").replace("-", "").isdigit() and abs(float(x) - float(y)) <= 1e-4)
+                for la, lb in zip(ra, rb) for x, y in zip(la, lb))
+            check(close, "history.csv differs between 1 and 2 ranks", a, b)
+            continue
+        check(a == b, f"{f} differs between 1 and 2 ranks", a, b)
     check("broken.png" in open(c.path("two", "skipped_files.tsv")).read(), "the merged report lost the broken file")
     check(outs[1].strip() == "", "rank 1 printed more than errors", outs[1])
     return outs
@@ -166,6 +171,14 @@ def case_parity_uncached_flip_weights(a, tmp):
                "--fine-tune-epochs", "1"])
 
 
+def case_parity_one_bucket_per_parameter(a, tmp):
+    # Buckets of ~100 bytes: every parameter's gradient is all-reduced on its own while backward runs, in the
+    # same order on every rank (the default 4 MB makes one bucket for the tiny net).
+    c = Case(a, tmp)
+    parity(c, ["--fine-tune-layers", "2", "--fine-tune-epochs", "2", "--fine-tune-lr", "0.01", "--hidden", "8"],
+           extra={"TLC_GRAD_BUCKET_MB": "0.0001"})
+
+
 def case_torchrun(a, tmp):
     c = Case(a, tmp)
     rc, out1 = run_single(c.train("one"))
@@ -186,6 +199,9 @@ def case_slurm(a, tmp):
     rcs, outs = finish(start_ranks(c.train("two"), 2, slurm=True))
     check(rcs == [0, 0], f"the srun-style run failed: {rcs}", *outs)
     check(same_model(c.path("one", "model.pt"), c.path("two", "model.pt")), "srun-style ranks trained another model")
+    # An sbatch script's own environment (SLURM_PROCID=0, SLURM_NTASKS=4, no srun step) is one process.
+    rc, out = run_single(c.train("batch"), extra={"SLURM_PROCID": "0", "SLURM_NTASKS": "4"}, timeout=60)
+    check(rc == 0 and "distributed:" not in out, "an sbatch script's tlc must run as a single process", out)
 
 
 def case_resume_across_world_sizes(a, tmp):
