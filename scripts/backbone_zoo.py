@@ -329,20 +329,37 @@ class _TimmFeatures(nn.Module):
 
 
 def cut_timm(m):
-    """Models with a `stem` and `stages` (ResNet-likes, ConvNeXt, RegNet, ... in timm) get those as blocks when
-    the stages' output is the feature map; others are one block (fine-tuning works, the prefix cache cannot
-    split them)."""
+    """Three layouts of timm models get blocks: `stem` + `stages` (ConvNeXt, RegNet, CSPNet, ...), ResNet's
+    conv1..layer4, EfficientNet/MobileNet's conv_stem + `blocks` (+ conv_head). The export checks them against
+    forward_features; any other model is one block (fine-tuning works, the prefix cache cannot split it)."""
     truth = lambda x: m.forward_features(x)
-    stem, stages = getattr(m, "stem", None), getattr(m, "stages", None)
-    if isinstance(stem, nn.Module) and isinstance(stages, nn.Sequential):
-        b = OrderedDict(stem=stem)
-        for i, s in enumerate(stages):
+    has = lambda *names: all(isinstance(getattr(m, n, None), nn.Module) for n in names)
+    b = None
+    if has("stem", "stages") and isinstance(m.stages, nn.Sequential):
+        b = OrderedDict(stem=m.stem)
+        for i, s in enumerate(m.stages):
             b[f"stage{i + 1}"] = s
-        tail = [c for n, c in m.named_children() if n in ("norm_pre", "final_conv", "head_hidden")]
-        if tail:
-            b["final"] = nn.Sequential(*tail)
-        return Cut(b, truth), True
-    return Cut(OrderedDict(features=_TimmFeatures(m)), truth), False
+        tail = [getattr(m, n) for n in ("norm_pre", "final_conv") if has(n)]
+    elif has("stem", "s1", "s2", "s3", "s4"):  # RegNet
+        b = OrderedDict(stem=m.stem)
+        for k in ("s1", "s2", "s3", "s4"):
+            b[k] = getattr(m, k)
+        tail = [m.final_conv] if has("final_conv") else []
+    elif has("conv1", "bn1", "act1", "maxpool", "layer1", "layer2", "layer3", "layer4"):
+        b = OrderedDict(stem=nn.Sequential(m.conv1, m.bn1, m.act1, m.maxpool))
+        for k in ("layer1", "layer2", "layer3", "layer4"):
+            b[k] = getattr(m, k)
+        tail = []
+    elif has("conv_stem", "bn1", "blocks") and isinstance(m.blocks, nn.Sequential):
+        b = OrderedDict(stem=nn.Sequential(m.conv_stem, m.bn1))
+        for i, s in enumerate(m.blocks):
+            b[f"block{i + 1}"] = s
+        tail = [m.conv_head, m.bn2] if has("conv_head", "bn2") else []  # MobileNetV3's conv_head is in its head
+    if b is None:
+        return Cut(OrderedDict(features=_TimmFeatures(m)), truth), False
+    if tail:
+        b["final"] = nn.Sequential(*tail)
+    return Cut(b, truth), True
 
 
 def timm_normalization(m):

@@ -114,12 +114,21 @@ def build(arch, weights):
         cut, _ = zoo.cut_timm(model)
     else:
         family, fn = zoo.family_of(arch)
-        if fn is None:
+        if fn is None or arch not in zoo.torchvision_archs():
             raise zoo.ExportError(f"unknown --arch {arch}; --list shows the supported ones, timm:NAME takes a timm model")
         model = zoo.torchvision_model(arch, weights).eval()
         cut, norm, size = fn(model), "imagenet", zoo.native_size(arch)
-    with torch.no_grad():
-        ch = int(cut.truth(torch.zeros(1, 3, 64, 64)).shape[1])
+    try:
+        with torch.no_grad():
+            probe = cut.truth(torch.zeros(1, 3, 64, 64))
+    except Exception as e:
+        raise zoo.ExportError(f"{arch} fails on a [1,3,64,64] input ({type(e).__name__}: {str(e)[:200]}); tlc runs "
+                              "backbones at any image size (and probes them at 64 px), which this model does not")
+    if probe.dim() != 4:
+        raise zoo.ExportError(f"{arch} gives features of shape {tuple(probe.shape)} for a [1,3,64,64] input, not an "
+                              "NCHW map; tlc needs a convolutional feature map (transformers: torchvision's "
+                              "vit_b_16 and swin_t are exported as grids)")
+    ch = int(probe.shape[1])
     cls = Backbone if cut.flat else BlockBackbone
     body = nn.Sequential(cut.blocks) if cut.flat else cut.blocks
     return cls(body, arch, weights, norm, size, ch), cut, norm, size, ch
@@ -191,7 +200,7 @@ def main():
                     "native input size and normalization, then exit")
     ap.add_argument("--flops", type=int, metavar="SIZE", help="with --list: also GFLOPs at SIZE x SIZE "
                     "(torch.utils.flop_counter: 2 per multiply-add)")
-    ap.add_argument("--only", help="with --list: only archs whose name contains this text")
+    ap.add_argument("--only", help="with --list: only archs whose name contains one of these comma-separated texts")
     ap.add_argument("--golden", metavar="FILE", help="also write reference tensors for tests/test_zoo.cpp")
     ap.add_argument("--golden-size", type=int, default=64, help="image size of the golden batch (default 64)")
     args = ap.parse_args()

@@ -51,13 +51,15 @@ def _describe(name, flops_size):
 
 
 def print_list(flops_size=None, only=None):
+    """only: comma-separated name fragments; an arch is listed when its name contains one of them."""
+    keep = lambda name: not only or any(f in name for f in only.split(","))
     rows = []
     for name in zoo.torchvision_archs():
-        if only and only not in name:
+        if not keep(name):
             continue
         rows.append((name,) + _describe(name, flops_size))
     for name, (size, ch) in zoo.LITE.items():
-        if only and only not in name:
+        if not keep(name):
             continue
         from efficientnet_lite_pytorch import EfficientNet
         m = EfficientNet.from_name(name.replace("_", "-"))
