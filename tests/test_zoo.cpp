@@ -52,9 +52,11 @@ class Zoo : public ::testing::TestWithParam<std::string> {
 
 }  // namespace
 
-TEST_P(Zoo, LoadsWithMetadataBlocksAndEveryParameterInOneLayer) {
-  auto b = tlc::Backbone::load(file());
-  EXPECT_EQ(b.info().arch, GetParam());
+namespace {
+
+void loads_with_metadata_blocks_and_every_parameter_in_one_layer(const std::string& arch, const std::string& file) {
+  auto b = tlc::Backbone::load(file);
+  EXPECT_EQ(b.info().arch, arch);
   EXPECT_EQ(b.info().weights, "random");
   EXPECT_FALSE(b.info().normalize.empty());
   EXPECT_GT(b.info().input_size, 0);
@@ -73,9 +75,9 @@ TEST_P(Zoo, LoadsWithMetadataBlocksAndEveryParameterInOneLayer) {
                                                          shapes.back().second[3]}));
 }
 
-TEST_P(Zoo, FeaturesEqualPyTorchsAndEveryPrefixSuffixSplitEqualsTheWhole) {
-  auto b = tlc::Backbone::load(file());
-  auto g = read_golden(golden());
+void features_equal_pytorchs_and_every_split_equals_the_whole(const std::string& file, const std::string& golden) {
+  auto b = tlc::Backbone::load(file);
+  auto g = read_golden(golden);
   auto y = b.forward(g["x"]);
   EXPECT_TRUE(close(y, g["features"], 1e-5)) << "max |diff| " << max_diff(y, g["features"]);
   const int64_t n = b.sequential_length();
@@ -87,9 +89,9 @@ TEST_P(Zoo, FeaturesEqualPyTorchsAndEveryPrefixSuffixSplitEqualsTheWhole) {
   }
 }
 
-TEST_P(Zoo, FineTuningStepOfTheLastBlockEqualsPyTorchsWithBatchNormFrozen) {
-  auto b = tlc::Backbone::load(file());
-  auto g = read_golden(golden());
+void fine_tuning_step_of_the_last_block_equals_pytorchs(const std::string& file, const std::string& golden) {
+  auto b = tlc::Backbone::load(file);
+  auto g = read_golden(golden);
   // The golden step trained the last block that has parameters; unfreeze_last_blocks(1) must pick the same.
   auto blocks = b.blocks();
   const int64_t last = g["last_block"].item<int64_t>();
@@ -134,6 +136,23 @@ TEST_P(Zoo, FineTuningStepOfTheLastBlockEqualsPyTorchsWithBatchNormFrozen) {
     EXPECT_TRUE(at::equal(buf.value, before[buf.name])) << "buffer " << buf.name << " changed";
   for (const auto& p : b.module().named_parameters())
     if (p.name.rfind(inside, 0) != 0) EXPECT_TRUE(at::equal(p.value, before[p.name])) << p.name << " moved";
+}
+
+}  // namespace
+
+TEST_P(Zoo, MatchesPyTorchSplitsAnywhereAndFineTunesItsLastBlockWithBatchNormFrozen) {
+  {
+    SCOPED_TRACE("load, metadata, blocks, layers");
+    loads_with_metadata_blocks_and_every_parameter_in_one_layer(GetParam(), file());
+  }
+  {
+    SCOPED_TRACE("features and prefix + suffix splits");
+    features_equal_pytorchs_and_every_split_equals_the_whole(file(), golden());
+  }
+  {
+    SCOPED_TRACE("one fine-tuning step of the last block");
+    fine_tuning_step_of_the_last_block_equals_pytorchs(file(), golden());
+  }
 }
 
 // The list matches TLC_ZOO_TEST_ARCHS in tests/CMakeLists.txt (which exports them).
