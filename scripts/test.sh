@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The test command: set up (idempotent), build, and run the whole GoogleTest suite through ctest.
 #   scripts/test.sh            the suite (what CI runs)
-#   scripts/test.sh --long     also fuzz the image decoder for 60 s (scripts/fuzz.sh) and run the suite under
+#   scripts/test.sh --long     also the long tests (TLC_LONG_TESTS=1: EfficientNet-Lite1/Lite2 transfer), fuzz
+#                              the image decoder for 60 s (scripts/fuzz.sh) and run the suite under
 #                              AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh)
 # Other arguments go to ctest (e.g. -R Dataset).
 set -euo pipefail
@@ -12,6 +13,7 @@ bash scripts/setup.sh
 bash scripts/build.sh
 (cd build && ctest --output-on-failure -j"$(nproc)" "$@")
 if [ $long -eq 1 ]; then
+  (cd build && TLC_LONG_TESTS=1 ctest --output-on-failure -R ZooLongTransfer)
   bash scripts/fuzz.sh 60
   bash scripts/sanitize.sh -E "Pretrained|Vgg16"
 fi

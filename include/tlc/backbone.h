@@ -17,12 +17,25 @@ struct BackboneInfo {
   int64_t output_channels = 0;        // width of the feature map (probed when the file does not say)
 };
 
+// A layer: a module that holds parameters of its own (a leaf, or e.g. a ConvNeXt block's layer scale, an
+// attention's input projection), or a leaf without any (ReLU, pooling). Every parameter belongs to one layer.
 struct LayerInfo {
   int index = 0;
   std::string name;   // dotted path inside the module, e.g. "body.28"
   std::string type;   // e.g. "Conv2d"
-  int64_t params = 0;
+  int64_t params = 0;  // its own parameters (not its children's)
   bool trainable = false;
+};
+
+// A block: one top-level entry of the backbone's `blocks` Sequential (stem, stages, ...; docs/ZOO.md), or of the
+// older flat `body` Sequential (VGG, the test nets: one layer each). The unit of prefix + suffix runs.
+struct BlockInfo {
+  int index = 0;
+  std::string name;   // e.g. "blocks.layer4" or "body.28"
+  std::string type;   // e.g. "Sequential", "Conv2d"
+  int64_t params = 0;                // all parameters inside it
+  int64_t layers_with_params = 0;    // how many of layers() it holds that have parameters
+  bool trainable = false;            // some parameter inside it trains
 };
 
 class Backbone {
@@ -38,8 +51,11 @@ class Backbone {
   torch::jit::Module& module() { return module_; }
   const torch::jit::Module& module() const { return module_; }
 
-  // Leaf modules in order, with their own parameter counts.
+  // Layers (see LayerInfo) in module order, with their own parameter counts.
   std::vector<LayerInfo> layers() const;
+  // Blocks in order; empty for a backbone without a `blocks` or `body` Sequential (e.g. a traced
+  // EfficientNet-Lite0 file from before the block layout), which then cannot run in parts.
+  std::vector<BlockInfo> blocks() const;
   int64_t parameter_count() const;
 
   // Feature map [N,C,h,w] for a normalized batch. Builds a graph only when some parameter trains.
@@ -51,19 +67,25 @@ class Backbone {
   // layers stay in inference mode: the module stays in eval mode) and returns them. n = 0 freezes all.
   // Throws tlc::Error when the backbone has fewer such layers.
   std::vector<at::Tensor> unfreeze_last(int n);
+  // Fine-tuning by blocks: the number of layers with parameters inside the last `n` blocks that have
+  // parameters, i.e. the `unfreeze_last` count that unfreezes exactly those blocks (layers are in block order).
+  // Throws tlc::Error when the backbone has no blocks or fewer than n blocks with parameters.
+  int layers_in_last_blocks(int n) const;
+  std::vector<at::Tensor> unfreeze_last_blocks(int n) { return unfreeze_last(layers_in_last_blocks(n)); }
   std::vector<at::Tensor> trainable_parameters() const;
   bool any_trainable() const;
   int64_t layers_with_parameters() const;
 
-  // A backbone whose body is a Sequential (VGG16, the tiny test nets) can run as prefix + suffix, split
-  // before top-level child `k`; others (traced EfficientNet) cannot, and these return -1 / throw.
-  // first_trainable_child(): the index of the first top-level child holding a trainable parameter.
+  // A backbone with blocks (every family that export_backbone.py writes, and the older flat `body` files) can
+  // run as prefix + suffix, split before block `k`; others (a traced EfficientNet-Lite0 from before the block
+  // layout) cannot, and these return -1 / throw.
+  // first_trainable_child(): the index of the first block holding a trainable parameter.
   int64_t first_trainable_child() const;
-  // Output shape ([1,C,h,w]) of each top-level child for a size x size input, keyed by layer name; empty for
-  // backbones that are not Sequential (their inner shapes are not observable from TorchScript).
+  // Output shape of each block for a [1,3,size,size] input, keyed by block name (BlockInfo::name); between
+  // blocks a tensor need not be NCHW (Swin's stages are NHWC, ViT's are tokens); empty without blocks.
   std::vector<std::pair<std::string, std::vector<int64_t>>> layer_output_shapes(int64_t size);
-  int64_t sequential_length() const;
-  at::Tensor forward_range(const at::Tensor& x, int64_t begin, int64_t end);  // children [begin, end)
+  int64_t sequential_length() const;  // the number of blocks, -1 without
+  at::Tensor forward_range(const at::Tensor& x, int64_t begin, int64_t end);  // blocks [begin, end)
 
   void to(const c10::Device& device);
 

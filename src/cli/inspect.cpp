@@ -11,10 +11,30 @@
 namespace tlc::cli {
 namespace {
 
+// The block table (stem, stages, ...) of the block layout; for the flat `body` layout every layer is a block and
+// the layer table below shows their shapes instead.
+void print_blocks(Backbone& b, const std::map<std::string, std::string>& shape_of, int64_t size) {
+  auto blocks = b.blocks();
+  if (blocks.empty() || blocks.front().name.rfind("blocks.", 0) != 0) return;
+  std::cout << "blocks (output shapes for a " << size << "x" << size << " input):\n";
+  std::cout << std::left << std::setw(6) << "index" << std::setw(24) << "block" << std::setw(22) << "type"
+            << std::setw(22) << "output" << std::right << std::setw(12) << "params" << std::setw(8) << "layers"
+            << "  trainable\n";
+  for (const auto& bl : blocks) {
+    auto it = shape_of.find(bl.name);
+    std::cout << std::left << std::setw(6) << bl.index << std::setw(24) << bl.name << std::setw(22) << bl.type
+              << std::setw(22) << (it == shape_of.end() ? "-" : it->second) << std::right << std::setw(12)
+              << bl.params << std::setw(8) << bl.layers_with_params << "  " << (bl.trainable ? "yes" : "no") << "\n";
+  }
+  std::cout << blocks.size() << " blocks: fine-tuning the last N blocks = --fine-tune-layers with the sum of their "
+            << "`layers` column; the frozen blocks before them are what the prefix cache keeps\n\n";
+}
+
 void print_layers(Backbone& b, int64_t size) {
   auto shapes = b.layer_output_shapes(size);
   std::map<std::string, std::string> shape_of;
   for (const auto& [name, s] : shapes) shape_of[name] = c10::str(c10::IntArrayRef(s));
+  print_blocks(b, shape_of, size);
   std::cout << "layers (output shapes for a " << size << "x" << size << " input"
             << (shapes.empty() ? "; not observable inside this traced backbone" : "") << "):\n";
   std::cout << std::left << std::setw(6) << "index" << std::setw(34) << "layer" << std::setw(18) << "type"

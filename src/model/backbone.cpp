@@ -7,8 +7,8 @@
 namespace tlc {
 namespace {
 
-const char* kExportHint = "make one with: scripts/export_backbone.py --arch vgg16|efficientnet_lite0 "
-                          "--weights imagenet|random --out FILE";
+const char* kExportHint = "make one with: scripts/export_backbone.py --arch NAME --weights imagenet|random --out FILE "
+                          "(--list shows the archs)";
 
 template <typename T>
 bool read_attr(const torch::jit::Module& m, const char* name, T& out);
@@ -103,15 +103,18 @@ std::vector<LayerInfo> Backbone::layers() const {
   int idx = 0;
   for (const auto& nm : module_.named_modules()) {
     if (nm.name.empty()) continue;  // the root
-    if (nm.value.children().size() != 0) continue;
     LayerInfo li;
-    li.index = idx++;
     li.name = nm.name;
     li.type = module_type_name(nm.value);
     for (const auto& p : nm.value.named_parameters(/*recurse=*/false)) {
       li.params += p.value.numel();
       li.trainable = li.trainable || p.value.requires_grad();
     }
+    // Containers are not layers unless they hold parameters of their own (ConvNeXt's layer scale, attention's
+    // input projection, a 'same'-padding conv with its padding child): those would otherwise be counted by no
+    // layer and never unfrozen.
+    if (nm.value.children().size() != 0 && li.params == 0) continue;
+    li.index = idx++;
     out.push_back(li);
   }
   return out;
@@ -207,18 +210,20 @@ int64_t Backbone::layers_with_parameters() const {
 
 namespace {
 
-// The Sequential that holds the backbone's layers, if it has one: the module itself or its `body`.
+// The Sequential whose children are the backbone's blocks, if it has one: its `blocks` (the block layout of
+// export_backbone.py), the module itself, or its `body` (the flat layout: VGG, the test nets).
 bool sequential_body(const torch::jit::Module& m, torch::jit::Module& body, std::string& prefix) {
   if (module_type_name(m) == "Sequential") {
     body = m;
     prefix = "";
     return true;
   }
-  if (m.hasattr("body") && m.attr("body").isModule()) {
-    auto b = m.attr("body").toModule();
+  for (const char* attr : {"blocks", "body"}) {
+    if (!m.hasattr(attr) || !m.attr(attr).isModule()) continue;
+    auto b = m.attr(attr).toModule();
     if (module_type_name(b) == "Sequential") {
       body = b;
-      prefix = "body.";
+      prefix = std::string(attr) + ".";
       return true;
     }
   }
@@ -232,6 +237,49 @@ int64_t Backbone::sequential_length() const {
   std::string prefix;
   if (!sequential_body(module_, body, prefix)) return -1;
   return static_cast<int64_t>(body.children().size());
+}
+
+std::vector<BlockInfo> Backbone::blocks() const {
+  std::vector<BlockInfo> out;
+  torch::jit::Module body;
+  std::string prefix;
+  if (!sequential_body(module_, body, prefix)) return out;
+  const auto all_layers = layers();
+  int idx = 0;
+  for (const auto& nm : body.named_children()) {
+    BlockInfo bi;
+    bi.index = idx++;
+    bi.name = prefix + nm.name;
+    bi.type = module_type_name(nm.value);
+    for (const auto& p : nm.value.parameters()) {
+      bi.params += p.numel();
+      bi.trainable = bi.trainable || p.requires_grad();
+    }
+    const std::string inside = bi.name + ".";
+    for (const auto& l : all_layers)
+      if (l.params > 0 && (l.name == bi.name || l.name.rfind(inside, 0) == 0)) ++bi.layers_with_params;
+    out.push_back(bi);
+  }
+  return out;
+}
+
+int Backbone::layers_in_last_blocks(int n) const {
+  if (n < 0) throw Error("--fine-tune-blocks must be >= 0");
+  const auto bl = blocks();
+  if (bl.empty())
+    throw Error("backbone " + info_.path + " has no blocks (a file from before the block layout); re-export it with "
+                "scripts/export_backbone.py, or use --fine-tune-layers");
+  int with_params = 0, layers = 0;
+  for (auto it = bl.rbegin(); it != bl.rend() && with_params < n; ++it) {
+    if (it->params == 0) continue;
+    ++with_params;
+    layers += static_cast<int>(it->layers_with_params);
+  }
+  if (with_params < n)
+    throw Error("--fine-tune-blocks " + std::to_string(n) + " asks for more blocks than backbone " + info_.path +
+                " has with parameters (" + std::to_string(with_params) + "); `tlc inspect " + info_.path +
+                "` lists them");
+  return layers;
 }
 
 int64_t Backbone::first_trainable_child() const {
@@ -266,7 +314,8 @@ at::Tensor Backbone::forward_range(const at::Tensor& x, int64_t begin, int64_t e
   torch::jit::Module body;
   std::string prefix;
   if (!sequential_body(module_, body, prefix))
-    throw Error("backbone " + info_.path + " is not a Sequential: it cannot run in parts");
+    throw Error("backbone " + info_.path + " has no blocks (a file from before the block layout): it cannot run in "
+                "parts; re-export it with scripts/export_backbone.py");
   at::Tensor y = x;
   int64_t k = 0;
   for (auto child : body.children()) {
