@@ -1,6 +1,8 @@
 // The estimator: tlc::TransferClassifier built from a backbone file and options (as `tlc train` builds it), or
 // loaded from a model file; fit / predict_proba / score / save with the GIL released.
-#include <cmath>
+#include <optional>
+
+#include <pybind11/stl.h>
 
 #include "binding.h"
 #include "tlc/preprocess.h"

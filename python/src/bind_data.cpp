@@ -4,6 +4,7 @@
 
 #include "binding.h"
 #include "tlc/dataset.h"
+#include "tlc/error.h"
 #include "tlc/image_set.h"
 
 namespace tlc::py {

@@ -51,7 +51,7 @@ def provide(clf, role, image_set, keys, flipped):
                     store[keys[i]] = feats[j]
             _stats["images_reused"] += len(keys) - len(missing)
             views.append(torch.stack([store[k] for k in keys]))
-    clf.use_features(role, views[0], views[1] if flipped else torch.Tensor())
+    clf.use_features(role, views[0], views[1] if flipped else None)
 
 
 def feature_cache_info():
