@@ -1,5 +1,7 @@
 #include "tlc/util.h"
 
+#include "tlc/dist.h"
+
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -71,7 +73,8 @@ void write_file_atomic(const std::string& path, const std::string& content) {
 int resolve_threads(int requested) {
   if (requested > 0) return requested;
   unsigned hc = std::thread::hardware_concurrency();
-  return hc == 0 ? 1 : static_cast<int>(hc);
+  // The ranks of a distributed run on one machine share its cores.
+  return std::max(1, (hc == 0 ? 1 : static_cast<int>(hc)) / std::max(1, world().local_world_size()));
 }
 
 void parallel_for(std::size_t n, int threads, const std::function<void(std::size_t)>& fn) {

@@ -143,3 +143,19 @@ TEST(Cli, BenchFirstPassFromFilesOnDisk) {
   }
   EXPECT_TRUE(found) << r.out;
 }
+
+// Flags whose value lives in a helper object must outlive the parse: --class-weights auto once wrote into a
+// freed string and the program crashed at exit (status 139) after a successful run.
+TEST(Cli, ClassWeightsAutoRunsAndExitsCleanly) {
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 8, 16);
+  for (const char* cmd : {"train", "finetune"}) {
+    std::string line = std::string(cmd) == "train"
+                           ? train_cmd(t.str("data"), source("models/tiny_cnn.pt"), t.str("run"),
+                                       "--image-size 16 --epochs 1 --class-weights auto --no-progress")
+                           : tlc_cmd("finetune " + q(t.str("run")) + " --fine-tune-layers 1 --fine-tune-epochs 1 "
+                                     "--class-weights auto --no-progress");
+    auto r = run_command(line);
+    EXPECT_EQ(r.exit_code, 0) << cmd << ": " << r.out;
+  }
+}

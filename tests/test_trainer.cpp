@@ -316,3 +316,34 @@ TEST(FirstPass, StreamedFeaturesTrainTheSameHead) {
   o.cache_features = "off";
   EXPECT_FALSE(static_cast<bool>(make(o).first_pass_sink("train").fn));
 }
+
+// Features computed once (pooled_features) and handed to another classifier (use_features) train the same
+// head as that classifier's own extraction: what a model search's in-process cache relies on.
+TEST(FirstPass, GivenFeaturesTrainTheSameHeadAsItsOwnExtraction) {
+  TempDir t;
+  make_dataset(t.path(), 3, 10, 16, 5);
+  auto folder = tlc::list_image_folder(t.str());
+  auto split = tlc::split_stratified(folder.items, 3, 0.25, 0.0, 1);
+  tlc::DecodeOptions dopt;
+  dopt.size = 16;
+  tlc::ScanReport r;
+  auto train = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
+  auto val = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
+  auto o = base_options();
+  o.augment = "flip";
+  auto a = make(o), b = make(o), c = make(o);
+  a.fit(train, &val);
+  EXPECT_FALSE(a.used_first_pass());
+  b.use_features("train", c.pooled_features(train), c.pooled_features(train, true));
+  b.use_features("val", c.pooled_features(val));
+  EXPECT_EQ(c.pooled_features(train).sizes(), (std::vector<int64_t>{train.size(), c.backbone().info().output_channels}));
+  b.fit(train, &val);
+  EXPECT_TRUE(b.used_first_pass());
+  expect_same_params(a.head()->parameters(), b.head()->parameters());
+  // Features of another set (a row count that does not match) are not used.
+  auto d = make(o);
+  d.use_features("train", c.pooled_features(val), c.pooled_features(val, true));
+  d.fit(train, &val);
+  EXPECT_FALSE(d.used_first_pass());
+  expect_same_params(a.head()->parameters(), d.head()->parameters());
+}

@@ -51,6 +51,9 @@ class ImageSet {
   // `report` (or, with strict, make it throw tlc::Error naming the first one).
   static ImageSet scan(const std::vector<ImageItem>& items, const DecodeOptions& opt, int threads,
                        int64_t memory_budget_bytes, bool strict, ScanReport& report, const ChunkSink& sink = {});
+  // Items known to decode (another process scanned them): nothing is decoded now, batches are decoded on
+  // demand.
+  static ImageSet on_demand(std::vector<ImageItem> items, const DecodeOptions& opt, int threads);
 
   // A set over pixels already in memory (a numpy array from Python): uint8 [N,S,S,3] RGB, one label per image.
   // Its items are named "<name>[i]" instead of paths, so an on-disk feature cache (keyed by paths) must not be

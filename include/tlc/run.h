@@ -29,6 +29,7 @@ struct TrainRunOptions {
   int64_t memory_budget_mb = 4096;  // decoded images kept in RAM up to this size
   int verbosity = 1;                // 0: quiet (results only), 1: normal, 2: verbose (every skipped file)
   bool progress = true;             // progress bars on a terminal, periodic lines elsewhere
+  bool overwrite = false;           // replace a finished (or interrupted) run in out_dir instead of refusing
 };
 
 struct TrainRunResult {

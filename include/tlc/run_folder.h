@@ -30,7 +30,10 @@ std::vector<SplitRow> read_splits(const std::string& path, const std::string& ba
 // `s` quoted for a POSIX shell when it needs it (for commands printed as advice).
 std::string shell_quote(const std::string& s);
 
-// The run folder of a job that may fail. Built before the folder exists (create() makes it); when the job
+// The run folder of a job that may fail, locked for the job: a folder that exists is locked when the guard is
+// built, a new one when create() makes it (RUN/.lock, an flock held until the process ends, with the pid
+// in it); a folder another job holds throws tlc::Error naming that job's pid (and nothing is removed).
+// Built before the folder exists (create() makes it); when the job
 // ends with an error (the guard is destroyed without keep()), a folder this run created is removed with
 // everything in it except a skipped_files.tsv that lists files (the reasons for the failure), together
 // with the parent folders it created that are left empty; unless it holds work: a checkpoint.pt (e.g. the
@@ -39,6 +42,8 @@ class RunFolderGuard {
  public:
   explicit RunFolderGuard(std::string dir);
   ~RunFolderGuard();
+  // `lock_now`: take the lock at once when the folder exists (false: the guard of a rank that does not write).
+  RunFolderGuard(std::string dir, bool lock_now);
   RunFolderGuard(const RunFolderGuard&) = delete;
   RunFolderGuard& operator=(const RunFolderGuard&) = delete;
   void create();
@@ -46,8 +51,10 @@ class RunFolderGuard {
   bool existed() const { return existed_; }
 
  private:
+  void lock();
   std::string dir_, topmost_new_;
   bool existed_ = false, keep_ = false;
+  int lock_fd_ = -1;
 };
 
 }  // namespace tlc

@@ -36,12 +36,14 @@ struct EpochStats {
 
 struct TrainOptions {
   int epochs = 10;
-  int64_t batch_size = 32;
+  int64_t batch_size = 32;  // in a distributed run: the global batch, split across the ranks
   OptimizerOptions optimizer;  // RMSprop, lr 1e-4 (the seeds')
   int64_t hidden = 0;
   double dropout = 0.0;
   uint64_t seed = 42;
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
+  // Distributed runs (tlc/dist.h): how long the rendezvous and each collective may wait for the other ranks.
+  int dist_timeout_s = 1800;
   std::string augment = "none";  // none | flip (random horizontal flip per image per epoch)
   // Frozen backbone passes: auto (bf16 on CUDA, fp32 on CPU), fp32, tf32 (CUDA matmul/conv in TF32), bf16.
   // The head, its optimizer and every pass that trains backbone layers stay in fp32.
@@ -115,6 +117,17 @@ class TransferClassifier {
   ChunkSink first_pass_sink(const std::string& role);
   // Whether the last head phase took its features from the first pass (for tests and the log).
   bool used_first_pass() const { return used_first_pass_; }
+  // Pooled features [N,C] of a set's images (flipped: mirrored), in order, by the frozen backbone in the
+  // classifier's precision: what the head phase trains on. Each call is one backbone pass over the set.
+  at::Tensor pooled_features(const ImageSet& set, bool flipped = false);
+  // Features computed elsewhere (e.g. an in-process cache shared by the fits of a model search) for the next
+  // head phase, as if a first pass had made them: `role` "train" or "val"; `flipped` only with --augment flip.
+  // They are used when their row count matches the set given to fit(); else the phase extracts its own.
+  void use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped = {});
+  // In a distributed run (tlc/dist.h) each rank's first pass sees its shard of a set: this gathers the
+  // ranks' features of `role` (in rank order: the shards are contiguous blocks) so that every rank holds the
+  // whole set's. Every rank must call it. Nothing to do in a world of one.
+  void gather_first_pass(const std::string& role);
   at::Tensor predict_proba(const at::Tensor& images_u8);  // [N,K] on CPU
 
   void save(const std::string& path);
@@ -159,6 +172,17 @@ class TransferClassifier {
 
   // One optimizer step of the head on features (labels on the device), with the run's class weights.
   StepResult step_on_features(const at::Tensor& feats, const at::Tensor& labels, torch::optim::Optimizer& optim);
+
+  // Data parallelism (data_parallel.cpp): one step on this rank's slice of a global batch, the gradients
+  // summed over the ranks; `denominator`: the global batch's size (or its summed class weights). Returns the
+  // global batch's mean loss and correct count, and whether any rank asked to stop.
+  struct SyncedStep {
+    double loss;
+    int64_t correct;
+    bool stop;
+  };
+  SyncedStep step_data_parallel(const std::function<at::Tensor()>& features, const at::Tensor& labels,
+                                double denominator, torch::optim::Optimizer& optim, const std::vector<at::Tensor>& params);
 
   struct Phase;
   struct Resume;

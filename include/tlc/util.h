@@ -42,4 +42,15 @@ std::string csv_field(const std::string& s);
 // start skipped. Returns the rows' fields; throws tlc::Error for a quote left open.
 std::vector<std::vector<std::string>> parse_csv(const std::string& text);
 
+// 64-bit FNV-1a, for cache keys and data fingerprints (not for security).
+struct Hasher {
+  uint64_t h = 1469598103934665603ULL;
+  void add(const void* data, size_t n) {
+    auto* p = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
+  }
+  void add(const std::string& s) { add(s.data(), s.size() + 1); }
+  void add(int64_t v) { add(&v, sizeof v); }
+};
+
 }  // namespace tlc

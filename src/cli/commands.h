@@ -20,6 +20,8 @@ void setup_evaluate(CLI::App& app, int* exit_code);
 
 // Flags shared by train and finetune (batch, optimizer, augmentation, caches, controls, device).
 void add_training_flags(CLI::App* sub, TrainOptions& t);
+// Joins the distributed world when torchrun or srun started this process (tlc/dist.h), with --dist-timeout.
+void join_distributed_world(const TrainOptions& t);
 // --labels / --label-regex (train, evaluate).
 void add_label_flags(CLI::App* sub, LabelSource& labels);
 // --resize override and --max-pixels for commands that read images for a saved model (predict, evaluate).

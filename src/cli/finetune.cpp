@@ -41,7 +41,7 @@ void setup_finetune(CLI::App& app, int* exit_code) {
       std::vector<std::string> other;
       for (const CLI::Option* o : sub->get_options())
         if (o->count() > 0 && o->get_name() != "--resume" && o->get_name() != "--threads" &&
-            o->get_name() != "--no-progress")
+            o->get_name() != "--no-progress" && o->get_name() != "--dist-timeout")
           other.push_back(o->get_name());
       if (!other.empty()) {
         std::string list;
@@ -57,6 +57,7 @@ void setup_finetune(CLI::App& app, int* exit_code) {
       throw Error("--fine-tune-layers is required: how many of the last backbone layers with parameters to unfreeze "
                   "(`tlc inspect " + opt->run_dir + "/model.pt` lists them)");
     }
+    join_distributed_world(opt->train);
     run_finetune(*opt, std::cout);
     *exit_code = 0;
   });

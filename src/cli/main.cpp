@@ -13,6 +13,7 @@
 
 #include "commands.h"
 #include "tlc/device.h"
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/trainer.h"
 
@@ -92,26 +93,44 @@ int main(int argc, char** argv) {
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);
   install_signal_handlers();
+  // Under torchrun or srun only train and finetune work as one job across the ranks; any other command runs on
+  // rank 0 alone (its output once, not once per rank).
+  try {
+    const tlc::DistLaunch launch = tlc::DistLaunch::from_environment();
+    const std::string command = argc > 1 ? argv[1] : "";
+    if (launch.launched && launch.rank > 0 && command != "train" && command != "finetune") return 0;
+  } catch (const tlc::Error& e) {
+    std::cerr << "tlc: error: " << e.what() << std::endl;
+    return 1;
+  }
+  const auto prefix = [] { return "tlc: " + tlc::rank_prefix(); };
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     if (e.get_exit_code() != 0 && explain_unknown_command(app, argc, argv)) return e.get_exit_code();
     return app.exit(e);
   } catch (const tlc::Interrupted& e) {
-    std::cerr << "tlc: stopped: " << e.what() << std::endl;  // the message names the command that continues
+    std::cerr << prefix() << "stopped: " << e.what() << std::endl;  // the message names the command that continues
     return 130;
+  } catch (const tlc::RankLost& e) {
+    if (tlc::interrupt_requested()) {  // Ctrl-C reached the ranks at different points: another one stopped first
+      std::cerr << prefix() << "stopped: interrupted (" << e.what() << ")" << std::endl;
+      return 130;
+    }
+    std::cerr << prefix() << "error: " << e.what() << std::endl;
+    return 1;
   } catch (const tlc::Error& e) {
-    std::cerr << "tlc: error: " << e.what() << std::endl;
+    std::cerr << prefix() << "error: " << e.what() << std::endl;
     return 1;
   } catch (const c10::OutOfMemoryError& e) {
-    std::cerr << "tlc: error: " << tlc::describe_gpu_oom(e.what_without_backtrace()) << std::endl;
+    std::cerr << prefix() << "error: " << tlc::describe_gpu_oom(e.what_without_backtrace()) << std::endl;
     return 1;
   } catch (const c10::Error& e) {
     std::string w = e.what_without_backtrace();
-    std::cerr << "tlc: error: " << w.substr(0, w.find('\n')) << std::endl;
+    std::cerr << prefix() << "error: " << w.substr(0, w.find('\n')) << std::endl;
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "tlc: error: " << e.what() << std::endl;
+    std::cerr << prefix() << "error: " << e.what() << std::endl;
     return 1;
   }
   return exit_code;

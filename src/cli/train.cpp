@@ -3,13 +3,16 @@
 #include <iostream>
 
 #include "commands.h"
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/run.h"
 
 namespace tlc::cli {
 
 void add_training_flags(CLI::App* sub, TrainOptions& t) {
-  sub->add_option("--batch-size", t.batch_size, "Images per batch")->capture_default_str()->check(CLI::Range(1, 65536));
+  sub->add_option("--batch-size", t.batch_size,
+                  "Images per batch; in a distributed run (torchrun/srun) the global batch, split across the ranks, "
+                  "so that any number of ranks trains the same model")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--optimizer", t.optimizer.name, "rmsprop (rho 0.9, eps 1e-7, as Keras), adam, sgd")
       ->capture_default_str()->check(CLI::IsMember({"rmsprop", "adam", "sgd"}));
   sub->add_option("--momentum", t.optimizer.momentum, "Momentum for sgd and rmsprop")
@@ -35,16 +38,26 @@ void add_training_flags(CLI::App* sub, TrainOptions& t) {
   sub->add_option("--lr-step-epochs", t.lr_step_epochs, "step schedule: epochs between drops")
       ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--lr-gamma", t.lr_gamma, "step schedule: factor per drop")->capture_default_str()->check(CLI::Range(0.0, 1.0));
+  // The option writes into *cw when the command line is parsed, long after this function returned: the
+  // callback owns it (a string that died with this scope corrupted the heap: a crash at exit).
   auto cw = std::make_shared<std::string>("none");
   sub->add_option("--class-weights", *cw, "none, or auto: weight the loss by N/(K*n_class) for unbalanced folders")
       ->capture_default_str()->check(CLI::IsMember({"none", "auto"}))
-      ->each([&t](const std::string& v) { t.class_weights = v == "auto"; });
+      ->each([&t, cw](const std::string& v) { t.class_weights = v == "auto"; });
   sub->add_option("--device", t.device, "auto (CUDA when present), cpu or cuda")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->add_option("--precision", t.precision,
                   "Frozen backbone passes: auto (bf16 channels-last on CUDA, fp32 on CPU), fp32, tf32, bf16; the "
                   "head, the optimizer and fine-tuned layers stay fp32")
       ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
+  sub->add_option("--dist-timeout", t.dist_timeout_s,
+                  "Distributed runs (started by torchrun or srun): seconds the rendezvous and each collective wait "
+                  "for the other ranks before the job stops with an error naming the missing rank")
+      ->capture_default_str()->check(CLI::Range(1, 86400));
+}
+
+void join_distributed_world(const TrainOptions& t) {
+  join_world_from_environment(t.device, std::chrono::seconds(t.dist_timeout_s));
 }
 
 namespace {
@@ -59,6 +72,7 @@ std::string default_run_dir() {
 }
 
 int run_train(TrainRunOptions opt, const std::string& resume_dir, const CLI::App* sub) {
+  join_distributed_world(opt.train);
   if (!resume_dir.empty()) {
     ResumeRequest req;
     req.values = opt;
@@ -143,6 +157,8 @@ void setup_train(CLI::App& app, int* exit_code) {
   sub->add_flag_function("--no-progress", [opt](int64_t) { opt->progress = false; },
                          "No progress bars or periodic progress lines");
   sub->add_flag("--strict", opt->strict, "Stop with an error on the first undecodable image instead of skipping it");
+  sub->add_flag("--overwrite", opt->overwrite,
+                "Replace the finished (or interrupted) run in --out; without it tlc refuses to overwrite a run");
   sub->callback([opt, resume, exit_code, sub] { *exit_code = run_train(*opt, *resume, sub); });
 }
 

@@ -83,6 +83,14 @@ ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions
   return s;
 }
 
+ImageSet ImageSet::on_demand(std::vector<ImageItem> items, const DecodeOptions& opt, int threads) {
+  ImageSet s;
+  s.items_ = std::move(items);
+  s.opt_ = opt;
+  s.threads_ = threads;
+  return s;
+}
+
 at::Tensor ImageSet::batch(const std::vector<int64_t>& idx, bool pinned) const {
   const int64_t per = static_cast<int64_t>(opt_.size) * opt_.size * 3;
   at::Tensor out = at::empty({static_cast<int64_t>(idx.size()), opt_.size, opt_.size, 3},

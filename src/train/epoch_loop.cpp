@@ -9,6 +9,7 @@
 
 #include <atomic>
 
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/prefetch.h"
 #include "tlc/text.h"
@@ -41,6 +42,14 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   if (epochs <= 0) return history;
   if (val && val->size() == 0) val = nullptr;
   const bool flip_aug = opt_.augment == "flip";
+  // Data parallelism: every rank draws the same global batches and works on its slice of each.
+  Comm& comm = world();
+  const bool parallel = comm.world_size() > 1;
+  auto my_part = [&comm](const auto& batch) {
+    const auto [lo, hi] = detail::shard_range(static_cast<int64_t>(batch.size()), comm);
+    return std::decay_t<decltype(batch)>(batch.begin() + lo, batch.begin() + hi);
+  };
+
 
   // Trainable parameters and the optimizer for this phase.
   std::vector<at::Tensor> bb_params = backbone_.unfreeze_last(fine_tune ? opt_.fine_tune_layers : 0);
@@ -88,7 +97,8 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     if (!ph.val_plain.defined()) return score(*val);
     head_->eval();
     torch::NoGradGuard ng;
-    return detail::evaluate_in_order(*val, opt_.batch_size, device_, [&](int64_t b0, int64_t b1) {
+    return detail::evaluate_in_order(*val, opt_.batch_size, device_, detail::shard_range(val->size(), world()),
+                                     [&](int64_t b0, int64_t b1) {
       at::Tensor act = ph.val_plain.slice(0, b0, b1);
       return head_->forward(ph.kind == Phase::pooled ? act : backbone_.forward_range(act, ph.split, ph.length).mean({2, 3}));
     });
@@ -106,7 +116,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
 
   // Checkpoints: the whole training state, written atomically.
   auto save_checkpoint = [&](int epoch_index, int64_t next_step, double loss_sum, int64_t correct, int64_t seen) {
-    if (opt_.checkpoint.empty()) return;
+    if (opt_.checkpoint.empty() || !comm.is_root()) return;  // every rank holds the same state: rank 0 writes it
     detail::CheckpointState st;
     st.phase = fine_tune ? 1 : 0;
     st.epoch_index = epoch_index;
@@ -168,7 +178,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     if (ph.kind == Phase::none) {
       std::vector<std::vector<int64_t>> plan;
       for (size_t b0 = static_cast<size_t>(skip * opt_.batch_size); b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size))
-        plan.emplace_back(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
+        plan.push_back(my_part(std::vector<int64_t>(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size))));
       batches = prefetch_batches(train, std::move(plan), device_);
     }
     for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size), ++step) {
@@ -177,23 +187,44 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
       if (flip_aug)
         for (auto& f : flips) f = static_cast<uint8_t>(flip_rng.below(2));
       if (step < skip) continue;  // done before the interruption; the flips were drawn to stay in step
-      // Dropout's random numbers come from (seed, epoch, step): identical after a resume.
-      torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch) * 100003ULL + static_cast<uint64_t>(step));
-      at::Tensor y = train.labels(idx).to(device_);
+      // Dropout's random numbers come from (seed, epoch, step): identical after a resume (in a distributed
+      // run each rank's slice draws its own from (seed, epoch, step, rank)).
+      torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch) * 100003ULL + static_cast<uint64_t>(step) +
+                         static_cast<uint64_t>(comm.rank()) * 7777777ULL);
+      double l = 0;
+      bool stop_now = false;
       head_->train();  // before the features: a fine-tuned suffix trains in the same pass
-      const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor()), y, *optim);
-      const at::Tensor& logits = r.logits;
-      const double l = r.loss;
+      if (parallel) {
+        // This rank's slice of the global batch; the gradients are summed over the ranks, so that the step is
+        // the single-process step on the whole batch.
+        const std::vector<int64_t> mine = my_part(idx);
+        const std::vector<uint8_t> my_flips = my_part(flips);
+        const at::Tensor pixels = batches ? batches->next() : at::Tensor();
+        double denominator = static_cast<double>(idx.size());
+        if (class_weights_.defined())
+          denominator = class_weights_.cpu().index_select(0, train.labels(idx)).sum().item<double>();
+        if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();  // travels with this step
+        const SyncedStep r = step_data_parallel([&] { return train_features(mine, my_flips, pixels); },
+                                                train.labels(mine).to(device_), denominator, *optim, params);
+        l = r.loss;
+        correct += r.correct;
+        stop_now = r.stop;
+      } else {
+        at::Tensor y = train.labels(idx).to(device_);
+        const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor()), y, *optim);
+        l = r.loss;
+        correct += r.logits.argmax(1).eq(y).sum().item<int64_t>();
+        if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();
+        stop_now = interrupt_requested();
+      }
       if (!std::isfinite(l))
         throw Error("the training loss became " + std::to_string(l) + " in epoch " + std::to_string(epoch) +
                     " (step " + std::to_string(b0 / opt_.batch_size + 1) + "); lower the learning rate (now " +
                     format_number(lr) + ") and train again");
       loss_sum += l * static_cast<double>(idx.size());
-      correct += logits.argmax(1).eq(y).sum().item<int64_t>();
       seen += static_cast<int64_t>(idx.size());
       if (progress_) progress_("epoch " + std::to_string(epoch), static_cast<int64_t>(b0 + idx.size()), train.size());
-      if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();
-      if (interrupt_requested()) {
+      if (stop_now) {
         save_checkpoint(e, step + 1, loss_sum, correct, seen);
         throw Interrupted("interrupted in epoch " + std::to_string(epoch) + " after step " + std::to_string(step + 1) +
                           (opt_.checkpoint.empty() ? "" : "; the state is saved in " + opt_.checkpoint));

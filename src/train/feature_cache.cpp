@@ -7,6 +7,7 @@
 
 #include <torch/serialize.h>
 
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/image_io.h"
 #include "tlc/prefetch.h"
@@ -17,16 +18,6 @@ namespace tlc {
 
 namespace {
 
-// 64-bit FNV-1a, for cache keys (not for security).
-struct Hasher {
-  uint64_t h = 1469598103934665603ULL;
-  void add(const void* data, size_t n) {
-    auto* p = static_cast<const uint8_t*>(data);
-    for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 1099511628211ULL;
-  }
-  void add(const std::string& s) { add(s.data(), s.size() + 1); }
-  void add(int64_t v) { add(&v, sizeof v); }
-};
 
 std::string file_hash(const std::string& path) {
   std::vector<uint8_t> bytes;
@@ -51,6 +42,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
   const int64_t budget = opt_.cache_memory_mb * 1024 * 1024;
   const int64_t views = flip_aug ? 2 : 1;
   const int64_t nimg = train.size() + (val ? val->size() : 0);
+  std::vector<int64_t> prefix_shape;  // [1,C,h,w] of the frozen prefix's output
   if (opt_.cache_features != "off") {
     if (!fine_tune) {
       const int64_t bytes = nimg * views * backbone_.info().output_channels * 4;
@@ -63,29 +55,42 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
         torch::NoGradGuard ng;
         probe = backbone_.forward_range(at::zeros({1, 3, pre_.image_size, pre_.image_size}, device_), 0, ph.split);
       }
+      prefix_shape = probe.sizes().vec();
       const int64_t bytes = nimg * views * probe.numel() * 4;
       if (ph.split > 0 && (opt_.cache_features == "on" || bytes <= budget)) ph.kind = Phase::prefix;
     }
   }
 
-  // Runs the frozen part over a whole set in order (batch by batch) and keeps the result on the device.
+  // Runs the frozen part over a whole set in order (batch by batch) and keeps the result on the device. In
+  // a distributed run each rank runs its block of the set and the blocks are gathered.
   auto extract = [&](const ImageSet& set, bool flipped) {
     torch::NoGradGuard ng;
     std::vector<at::Tensor> parts;
     const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
                               (flipped ? " (flipped)" : "");
-    auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
-    for (int64_t k = 0, b0 = 0; k < batches->count(); ++k, b0 += opt_.batch_size) {
-      if (progress_) progress_(label, b0, set.size());
+    const auto [lo, hi] = detail::shard_range(set.size(), world());
+    std::vector<std::vector<int64_t>> plan;
+    for (int64_t b0 = lo; b0 < hi; b0 += opt_.batch_size) {
+      plan.emplace_back();
+      for (int64_t i = b0; i < std::min(hi, b0 + opt_.batch_size); ++i) plan.back().push_back(i);
+    }
+    auto batches = prefetch_batches(set, std::move(plan), device_);
+    for (int64_t k = 0, done = 0; k < batches->count(); ++k) {
+      if (progress_) progress_(label, done, hi - lo);
       check_interrupt(label);
       at::Tensor pixels = batches->next();
+      done += pixels.size(0);
       at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
       at::Tensor x = backbone_input(pixels, flip_mask, ph.kind == Phase::pooled);
       parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
                                                : backbone_.forward_range(x, 0, ph.split));
     }
-    if (progress_) progress_(label, set.size(), set.size());
-    return at::cat(parts);
+    if (progress_) progress_(label, hi - lo, hi - lo);
+    std::vector<int64_t> empty_shape = ph.kind == Phase::pooled ? std::vector<int64_t>{0, backbone_.info().output_channels}
+                                                                : prefix_shape;
+    empty_shape[0] = 0;
+    at::Tensor mine = parts.empty() ? at::zeros(empty_shape, at::TensorOptions().device(device_)) : at::cat(parts);
+    return world().allgather_rows(mine);
   };
   if (ph.kind != Phase::none) {
     std::string key_file;
@@ -112,7 +117,8 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       }
       std::filesystem::create_directories(opt_.cache_dir);
       key_file = (std::filesystem::path(opt_.cache_dir) / ("features-" + std::to_string(h.h) + ".pt")).string();
-      if (std::filesystem::exists(key_file)) {
+      // Every rank must take the same path (a cache folder that is not shared between machines: all compute).
+      if (world().all_true(std::filesystem::exists(key_file))) {
         std::vector<at::Tensor> t;
         torch::load(t, key_file);
         ph.train_plain = t.at(0).to(device_);
@@ -138,7 +144,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       if (!ph.train_plain.defined()) ph.train_plain = extract(train, false);
       if (flip_aug && !ph.train_flipped.defined()) ph.train_flipped = extract(train, true);
       if (val && !ph.val_plain.defined()) ph.val_plain = extract(*val, false);
-      if (!key_file.empty()) {
+      if (!key_file.empty() && world().is_root()) {
         std::vector<at::Tensor> t = {ph.train_plain.cpu(), val ? ph.val_plain.cpu() : at::zeros({0})};
         if (flip_aug) t.push_back(ph.train_flipped.cpu());
         save_atomic(key_file, [&](const std::string& tmp) { torch::save(t, tmp); });
@@ -173,6 +179,27 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
     if (progress_) progress_(label, done, total);
   };
   return sink;
+}
+
+at::Tensor TransferClassifier::pooled_features(const ImageSet& set, bool flipped) {
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> parts;
+  auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
+  for (int64_t k = 0; k < batches->count(); ++k) {
+    check_interrupt("computing features");
+    at::Tensor pixels = batches->next();
+    at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
+    parts.push_back(backbone_.forward(backbone_input(pixels, flip_mask, true)).mean({2, 3}));
+  }
+  if (parts.empty()) return at::zeros({0, backbone_.info().output_channels}, at::TensorOptions().device(device_));
+  return at::cat(parts);
+}
+
+void TransferClassifier::use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped) {
+  FirstPass fp;
+  if (plain.defined()) fp.plain.push_back(plain.to(device_, at::kFloat));
+  if (flipped.defined()) fp.flipped.push_back(flipped.to(device_, at::kFloat));
+  first_pass_[role] = std::move(fp);
 }
 
 }  // namespace tlc

@@ -4,6 +4,7 @@
 #include <ostream>
 
 #include "run_internal.h"
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/run.h"
 #include "tlc/run_folder.h"
@@ -78,7 +79,7 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
                 (fs::exists(path_in(out, "finetune.json")) ? "finetune" : "train") + " --resume " + shell_quote(out) +
                 "`, or choose another --out");
   TransferClassifier clf = TransferClassifier::load(model_path, t);
-  ProgressSink sink(log, opt.progress);
+  ProgressSink sink(log, opt.progress && world().is_root());
   clf.set_progress([&sink](const std::string& l, int64_t d, int64_t n) { sink(l, d, n); });
   if (opt.fine_tune_layers > clf.backbone().layers_with_parameters()) clf.backbone().unfreeze_last(opt.fine_tune_layers);
 
@@ -106,11 +107,12 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   if (folder.classes != clf.classes())
     throw Error("the data folder " + folder.root + " has classes [" + join(folder.classes, ", ") + "] but model " +
                 model_path + " was trained on [" + join(clf.classes(), ", ") + "]; fine-tune with the same class folders");
-  guard.create();
+  const bool writer = world().is_root();
+  if (writer) guard.create();
   res.run_dir = out;
   res.classes = folder.classes;
   const std::string state_path = path_in(out, "finetune.json");
-  if (!opt.resume) {
+  if (!opt.resume && writer) {
     FinetuneRunOptions state = opt;
     state.data_dir = d.data_dir;
     write_file_atomic(state_path, dump_json(finetune_state_json(state)));
@@ -151,16 +153,21 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
     cfg["backbone_path"] = resolve_recorded_path(cfg["backbone_path"].get<std::string>(), base);
   cfg["finetune"] = {{"fine_tune_layers", t.fine_tune_layers}, {"fine_tune_epochs", t.fine_tune_epochs},
                      {"fine_tune_lr", t.fine_tune_lr}, {"from", opt.run_dir}, {"created", now_iso8601()}};
-  write_file_atomic(path_in(out, "config.json"), dump_json(cfg));
-  fs::remove(t.checkpoint);
-  fs::remove(state_path);
+  if (writer) {
+    write_file_atomic(path_in(out, "config.json"), dump_json(cfg));
+    fs::remove(t.checkpoint);
+    fs::remove(state_path);
+  }
   log << "model saved to " << res.model_path << "\n";
+  world().barrier();  // the other ranks end once rank 0 has written the run folder (or fail if it could not)
   return res;
 }
 
 }  // namespace
 
 TrainRunResult run_finetune(const FinetuneRunOptions& opt_in, std::ostream& log) {
+  NullBuffer null_buf;
+  std::ostream null_stream(&null_buf);  // the log of the ranks that do not write (distributed runs)
   FinetuneRunOptions opt = opt_in;
   if (opt.resume) {
     opt = finetune_options_from_state(absolute_path(opt_in.run_dir), opt_in);
@@ -168,9 +175,11 @@ TrainRunResult run_finetune(const FinetuneRunOptions& opt_in, std::ostream& log)
     for (std::string* p : {&opt.run_dir, &opt.out_dir, &opt.data_dir, &opt.train.cache_dir}) *p = absolute_path(*p);
   }
   const std::string out = opt.out_dir.empty() ? opt.run_dir : opt.out_dir;
-  RunFolderGuard guard(out);
+  const bool writer = world().is_root();
+  RunFolderGuard guard(out, writer);
+  if (!writer) guard.keep();
   try {
-    TrainRunResult r = finetune_impl(opt, out, log, guard);
+    TrainRunResult r = finetune_impl(opt, out, writer ? log : null_stream, guard);
     guard.keep();
     return r;
   } catch (const Interrupted& e) {

@@ -8,6 +8,7 @@
 
 #include "run_internal.h"
 #include "checkpoint.h"
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/preprocess.h"
 #include "tlc/run.h"
@@ -72,7 +73,11 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
   TrainRunResult res;
   NullBuffer null_buf;
   std::ostream null_stream(&null_buf);
-  std::ostream& log = opt.verbosity == 0 ? null_stream : out;  // --quiet: results only, on `out`
+  // --quiet: results only, on `out`. In a distributed run only rank 0 prints and writes the run folder; the
+  // other ranks say only errors (prefixed with their rank by the CLI).
+  const bool writer = world().is_root();
+  std::ostream& log = opt.verbosity == 0 || !writer ? null_stream : out;
+  std::ostream& result_out = writer ? out : null_stream;
   // Everything that can be checked before the long work is checked first.
   if (opt.image_size < 8 || opt.image_size > 4096) throw Error("--image-size must be between 8 and 4096");
   if (opt.train.epochs < 0) throw Error("--epochs must be >= 0");
@@ -96,9 +101,18 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
   TrainOptions topt = opt.train;
   topt.checkpoint = path_in(opt.out_dir, "checkpoint.pt");
   topt.resume = start == Start::resume;
+  if (start == Start::fresh && opt.overwrite && writer) {
+    // --overwrite: the earlier run's files go now, so that the folder never mixes two runs.
+    for (const char* f : {"checkpoint.pt", "model.pt", "config.json", "history.csv", "metrics.json", "curves.png",
+                          "splits.csv", "skipped_files.tsv", "finetune.json", "confusion.png", "misclassified.csv"})
+      fs::remove(path_in(opt.out_dir, f));
+  }
   if (start == Start::fresh && fs::exists(topt.checkpoint))
     throw Error(opt.out_dir + " holds an interrupted run (checkpoint.pt); continue it with `tlc train --resume " +
-                shell_quote(opt.out_dir) + "`, or delete checkpoint.pt / choose another --out to start afresh");
+                shell_quote(opt.out_dir) + "`, or give --overwrite (or another --out) to start afresh");
+  if (start == Start::fresh && fs::exists(path_in(opt.out_dir, "model.pt")))
+    throw Error(opt.out_dir + " holds a finished run (model.pt); give --overwrite to replace it, `tlc train --resume " +
+                shell_quote(opt.out_dir) + " --epochs N` to train it further, or another --out");
   std::unique_ptr<TransferClassifier> clf;
   if (start == Start::extend) {
     // A finished run goes on from its model file: the weights it ended with, a fresh optimizer.
@@ -112,8 +126,8 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
   } else {
     clf = std::make_unique<TransferClassifier>(std::move(backbone), folder.classes, pre, topt);
   }
-  guard.create();
-  ProgressSink sink(out, opt.progress && opt.verbosity > 0);
+  if (writer) guard.create();
+  ProgressSink sink(out, opt.progress && opt.verbosity > 0 && writer);
   clf->set_progress([&sink](const std::string& l, int64_t d, int64_t n) { sink(l, d, n); });
   const auto& t = opt.train;
   log << "tlc train: " << folder.root << "\n";
@@ -139,7 +153,8 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
 
   // The configuration is written before the long work, so that a run stopped at any point can be resumed.
   const std::string config_path = path_in(opt.out_dir, "config.json");
-  write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, folder, nullptr, bi, pre, clf->device().str())));
+  if (writer)
+    write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, folder, nullptr, bi, pre, clf->device().str())));
   const bool head_from_scratch = start == Start::fresh || start == Start::restart;
   const ImageFolder listed = folder;
   PreparedData p = prepare_data(d, std::move(folder), head_from_scratch ? clf.get() : nullptr);
@@ -147,7 +162,8 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
   report_data(p, opt.out_dir, t.seed, log, opt.verbosity, opt.strict);
   warn_without_validation(p, t, log);
-  write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, listed, &p, bi, pre, clf->device().str())));
+  if (writer)
+    write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, listed, &p, bi, pre, clf->device().str())));
 
   const std::string metrics_path = path_in(opt.out_dir, "metrics.json");
   if (!head_from_scratch && fs::exists(metrics_path)) {
@@ -159,7 +175,8 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
     res.initial_val = clf->score(p.val.size() > 0 ? p.val : p.train);
     log << "initial (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss) << ", acc "
         << fmt(res.initial_val.acc) << "\n" << std::flush;
-    write_file_atomic(metrics_path, dump_json(json{{"status", "running"},
+    if (writer)
+      write_file_atomic(metrics_path, dump_json(json{{"status", "running"},
                                                    {"initial", {{"loss", num(res.initial_val.loss)}, {"acc", num(res.initial_val.acc)}}}}));
   }
   const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
@@ -167,9 +184,10 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
     sink.close();
     log_epoch(log, s, last);
   });
-  finish_run(*clf, p, opt.out_dir, res, out);
-  fs::remove(topt.checkpoint);  // the run is complete: model.pt is the result
-  out << "model saved to " << res.model_path << " (curves: " << path_in(opt.out_dir, "curves.png") << ")\n";
+  finish_run(*clf, p, opt.out_dir, res, result_out);
+  if (writer) fs::remove(topt.checkpoint);  // the run is complete: model.pt is the result
+  result_out << "model saved to " << res.model_path << " (curves: " << path_in(opt.out_dir, "curves.png") << ")\n";
+  world().barrier();  // the other ranks end once rank 0 has written the run folder (or fail if it could not)
   return res;
 }
 
@@ -177,11 +195,19 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
 // interruption keeps it and says how to continue.
 TrainRunResult guarded_training(const TrainRunOptions& opt, std::ostream& out, Start start, const json& earlier_config,
                                 const std::vector<EpochStats>& before) {
-  RunFolderGuard guard(opt.out_dir);
+  const bool writer = world().is_root();  // the other ranks of a distributed run neither lock nor clean up
+  RunFolderGuard guard(opt.out_dir, writer);
+  if (!writer) guard.keep();
   try {
     TrainRunResult r = train_impl(opt, out, start, guard, earlier_config, before);
     guard.keep();
     return r;
+  } catch (const RankLost& e) {
+    const bool resumable = fs::exists(path_in(opt.out_dir, "checkpoint.pt"));
+    if (resumable) guard.keep();
+    throw RankLost(std::string(e.what()) + (resumable ? "; the last checkpoint is kept: continue with `tlc train --resume " +
+                                                            shell_quote(opt.out_dir) + "` under the same launcher"
+                                                      : ""));
   } catch (const Interrupted& e) {
     const bool resumable = fs::exists(path_in(opt.out_dir, "config.json"));
     if (resumable) guard.keep();

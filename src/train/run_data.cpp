@@ -1,11 +1,15 @@
 // Data preparation for training runs: listing, splitting, decoding, and the reports of what was skipped and
 // which file went where (skipped_files.tsv, splits.csv).
 #include <algorithm>
+#include <filesystem>
+#include <set>
 #include <ostream>
 #include <sstream>
 
 #include "run_internal.h"
+#include "trainer_internal.h"
 #include "tlc/data_checks.h"
+#include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/formats.h"
 #include "tlc/labels.h"
@@ -21,6 +25,70 @@ std::string counts_text(const std::vector<ImageItem>& items, const std::vector<s
   std::string s = std::to_string(items.size()) + " (";
   for (size_t i = 0; i < classes.size(); ++i) s += (i ? ", " : "") + classes[i] + " " + std::to_string(c[i]);
   return s + ")";
+}
+
+// A scan report as bytes (length-prefixed fields), to gather the ranks' reports.
+std::string encode_report(const ScanReport& r) {
+  std::string out;
+  auto field = [&](const std::string& f) { out += std::to_string(f.size()) + ":" + f; };
+  for (const auto* list : {&r.broken, &r.warnings}) {
+    field(std::to_string(list->size()));
+    for (const auto& f : *list) {
+      field(f.path);
+      field(f.reason);
+    }
+  }
+  return out;
+}
+
+void append_report(const std::string& bytes, ScanReport& r) {
+  size_t at = 0;
+  auto field = [&] {
+    const size_t colon = bytes.find(':', at);
+    const size_t n = std::stoul(bytes.substr(at, colon - at));
+    std::string f = bytes.substr(colon + 1, n);
+    at = colon + 1 + n;
+    return f;
+  };
+  for (auto* list : {&r.broken, &r.warnings}) {
+    const size_t n = std::stoul(field());
+    for (size_t i = 0; i < n; ++i) {
+      std::string path = field();
+      list->push_back({path, field()});
+    }
+  }
+}
+
+// Before any work the ranks compare what they listed and how they split it: the class list, every file
+// (relative to its folder) with its label, and the split settings. Different data mounted on different
+// machines stops the job here with one error naming the differing rank.
+void check_same_data_on_every_rank(const DataSpec& d, const ImageFolder& f, const Split& split) {
+  Comm& comm = world();
+  if (comm.world_size() == 1) return;
+  Hasher h;
+  for (const auto& c : f.classes) h.add(c);
+  h.add(d.image_size);
+  h.add(static_cast<int64_t>(d.seed));
+  h.add(to_string(d.resize));
+  int64_t files = 0;
+  for (const auto* set : {&split.train, &split.val, &split.test}) {
+    h.add(std::string("split"));
+    for (const auto& it : *set) {
+      h.add(std::filesystem::path(it.path).lexically_relative(f.root).string());
+      h.add(it.label);
+    }
+    files += static_cast<int64_t>(set->size());
+  }
+  const std::string mine = std::to_string(f.classes.size()) + " classes, " + std::to_string(files) + " files (train " +
+                           std::to_string(split.train.size()) + ", val " + std::to_string(split.val.size()) + ", test " +
+                           std::to_string(split.test.size()) + "), fingerprint " + std::to_string(h.h);
+  const std::vector<std::string> all = comm.allgather_bytes(mine);
+  for (size_t r = 1; r < all.size(); ++r)
+    if (all[r] != all[0])
+      throw Error("rank " + std::to_string(r) + " sees other data than rank 0: rank 0 has " + all[0] + " in " + f.root +
+                  " (here, rank " + std::to_string(comm.rank()) + ": " + mine + "), rank " + std::to_string(r) + " has " +
+                  all[r] + "; every rank must see the same image folder (mount the same data on every machine) and get "
+                  "the same --image-size/--seed/--val-split/--test-split/--resize");
 }
 
 }  // namespace
@@ -49,12 +117,32 @@ PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassif
   dopt.max_pixels = d.max_pixels;
   dopt.resize = d.resize;
   int64_t budget = d.memory_budget_mb * 1024 * 1024;
+  check_same_data_on_every_rank(d, p.folder, split);
+  Comm& comm = world();
   auto scan = [&](const std::vector<ImageItem>& items, const char* role) {
     const ChunkSink sink = first_pass && role ? first_pass->first_pass_sink(role) : ChunkSink{};
-    // --strict is judged by check_training_data once all splits are decoded, so that it counts every file.
-    ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, false, p.report, sink);
-    if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
-    return s;
+    if (comm.world_size() == 1) {
+      // --strict is judged by check_training_data once all splits are decoded, so that it counts every file.
+      ImageSet s = ImageSet::scan(items, dopt, d.threads, budget, false, p.report, sink);
+      if (s.in_memory()) budget -= s.size() * dopt.size * dopt.size * 3;
+      return s;
+    }
+    // Distributed: each rank decodes its block of the items (with the first pass's features), the reports
+    // and features are gathered, and every rank gets the whole set, decoded again on demand.
+    const auto [lo, hi] = shard_range(static_cast<int64_t>(items.size()), comm);
+    ScanReport mine;
+    ImageSet::scan(std::vector<ImageItem>(items.begin() + lo, items.begin() + hi), dopt, d.threads, 0, false, mine, sink);
+    if (first_pass && role) first_pass->gather_first_pass(role);
+    ScanReport all;
+    for (const std::string& bytes : comm.allgather_bytes(encode_report(mine))) append_report(bytes, all);
+    std::set<std::string> broken;
+    for (const auto& b : all.broken) broken.insert(b.path);
+    std::vector<ImageItem> good;
+    for (const auto& it : items)
+      if (!broken.count(it.path)) good.push_back(it);
+    p.report.broken.insert(p.report.broken.end(), all.broken.begin(), all.broken.end());
+    p.report.warnings.insert(p.report.warnings.end(), all.warnings.begin(), all.warnings.end());
+    return ImageSet::on_demand(std::move(good), dopt, d.threads);
   };
   p.train = scan(split.train, "train");
   p.val = scan(split.val, "val");
@@ -70,7 +158,8 @@ void report_data(const PreparedData& p, const std::string& out_dir, uint64_t see
   for (const auto* fl : {&p.folder, &p.val_folder, &p.test_folder})
     for (const auto& f : fl->ignored) tsv << f.path << "\tignored: " << f.reason << "\n";
   for (const auto& f : p.report.warnings) tsv << f.path << "\tused, decoder warning: " << f.reason << "\n";
-  write_file_atomic(path_in(out_dir, "skipped_files.tsv"), tsv.str());
+  const bool writer = world().is_root();  // in a distributed run every rank has the merged report; rank 0 writes
+  if (writer) write_file_atomic(path_in(out_dir, "skipped_files.tsv"), tsv.str());
   if (!p.report.broken.empty()) {
     log << "  skipped " << p.report.broken.size() << " undecodable file(s):\n";
     const size_t shown = verbosity >= 2 ? p.report.broken.size() : 10;
@@ -104,7 +193,7 @@ void report_data(const PreparedData& p, const std::string& out_dir, uint64_t see
   std::vector<SplitRow> rows;
   for (const auto& [name, set] : {std::pair<const char*, const ImageSet*>{"train", &p.train}, {"val", &p.val}, {"test", &p.test}})
     for (const auto& it : set->items()) rows.push_back({name, cl[it.label], it.path});
-  write_file_atomic(path_in(out_dir, "splits.csv"), splits_csv(rows));
+  if (writer) write_file_atomic(path_in(out_dir, "splits.csv"), splits_csv(rows));
 }
 
 

@@ -3,6 +3,10 @@
 #include <nlohmann/json.hpp>
 
 #include <filesystem>
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -78,10 +82,15 @@ std::string shell_quote(const std::string& s) {
   return q + "'";
 }
 
-RunFolderGuard::RunFolderGuard(std::string dir) : dir_(std::move(dir)) {
+RunFolderGuard::RunFolderGuard(std::string dir) : RunFolderGuard(std::move(dir), true) {}
+
+RunFolderGuard::RunFolderGuard(std::string dir, bool lock_now) : dir_(std::move(dir)) {
   std::error_code ec;
   existed_ = fs::exists(dir_, ec);
-  if (existed_) return;
+  if (existed_) {
+    if (lock_now) lock();
+    return;
+  }
   // The topmost folder that does not exist yet: create() makes it and everything below.
   fs::path p = fs::path(absolute_path(dir_));
   topmost_new_ = p.string();
@@ -89,9 +98,37 @@ RunFolderGuard::RunFolderGuard(std::string dir) : dir_(std::move(dir)) {
     topmost_new_ = q.string();
 }
 
-void RunFolderGuard::create() { fs::create_directories(dir_); }
+void RunFolderGuard::create() {
+  fs::create_directories(dir_);
+  if (lock_fd_ < 0) lock();
+}
+
+void RunFolderGuard::lock() {
+  const std::string path = (fs::path(dir_) / ".lock").string();
+  lock_fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (lock_fd_ < 0) return;  // a read-only folder: the writes that follow say what is wrong
+  if (::flock(lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {};
+    const ssize_t n = ::pread(lock_fd_, buf, sizeof buf - 1, 0);
+    const std::string pid = n > 0 ? std::string(buf, static_cast<size_t>(n)) : "unknown";
+    ::close(lock_fd_);
+    lock_fd_ = -1;
+    keep_ = true;  // the other job's folder: never removed by this one
+    throw Error(dir_ + " is being written by another tlc job (pid " + pid.substr(0, pid.find('\n')) +
+                "); wait for it to finish, or give another --out");
+  }
+  const std::string mine = std::to_string(::getpid()) + "\n";
+  if (::ftruncate(lock_fd_, 0) == 0 && ::pwrite(lock_fd_, mine.data(), mine.size(), 0) < 0) {
+    // the pid is only information for the message above
+  }
+}
 
 RunFolderGuard::~RunFolderGuard() {
+  if (lock_fd_ >= 0) {
+    std::error_code ec;
+    if (!keep_ && !existed_) fs::remove(fs::path(dir_) / ".lock", ec);
+    ::close(lock_fd_);  // releases the lock
+  }
   if (keep_ || existed_) return;
   std::error_code ec;
   if (!fs::exists(dir_, ec)) return;

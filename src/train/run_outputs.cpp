@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "run_internal.h"
+#include "tlc/dist.h"
 #include "tlc/plots.h"
 #include "tlc/util.h"
 
@@ -127,6 +128,7 @@ void finish_run(TransferClassifier& clf, const PreparedData& p, const std::strin
     log << "test: loss " << fmt(res.test.loss) << ", acc " << fmt(res.test.acc) << " (" << res.test.count << " images)\n";
   }
   res.model_path = path_in(out_dir, "model.pt");
+  if (!world().is_root()) return;  // every rank holds the same model: rank 0 writes the run folder
   clf.save(res.model_path);
   write_file_atomic(path_in(out_dir, "history.csv"), history_csv(res.history));
   if (!res.history.empty()) plot_curves(res.history, path_in(out_dir, "curves.png"));

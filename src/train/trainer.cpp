@@ -18,6 +18,7 @@
 #include "tlc/model_file.h"
 #include "tlc/prefetch.h"
 #include "tlc/util.h"
+#include "tlc/dist.h"
 #include "trainer_internal.h"
 
 
@@ -186,8 +187,14 @@ std::unique_ptr<TransferClassifier::Resume> TransferClassifier::resume_state() c
 EvalStats TransferClassifier::score(const ImageSet& data) {
   head_->eval();
   torch::NoGradGuard ng;
-  auto batches = prefetch_batches(data, batches_in_order(data.size(), opt_.batch_size), device_);
-  return detail::evaluate_in_order(data, opt_.batch_size, device_, [&](int64_t, int64_t) {
+  const auto range = detail::shard_range(data.size(), world());
+  std::vector<std::vector<int64_t>> plan;
+  for (int64_t b0 = range.first; b0 < range.second; b0 += opt_.batch_size) {
+    plan.emplace_back();
+    for (int64_t i = b0; i < std::min(range.second, b0 + opt_.batch_size); ++i) plan.back().push_back(i);
+  }
+  auto batches = prefetch_batches(data, std::move(plan), device_);
+  return detail::evaluate_in_order(data, opt_.batch_size, device_, range, [&](int64_t, int64_t) {
     check_interrupt("scoring");
     return head_->forward(backbone_.pooled_features(normalize_batch(batches->next())));
   });

@@ -7,6 +7,8 @@
 #include <cstdint>
 #include <memory>
 #include <numeric>
+#include <tuple>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -31,18 +33,29 @@ struct TransferClassifier::Resume : detail::CheckpointState {
   std::shared_ptr<torch::serialize::InputArchive> archive;
 };
 
+class Comm;
+
 namespace detail {
 
+// This rank's contiguous block [begin, end) of n items (everything in a world of one).
+std::pair<int64_t, int64_t> shard_range(int64_t n, const Comm& comm);
+
+// Sums of this rank's per-item losses and correct predictions added up over the ranks (the identity in a
+// world of one), as [loss_sum, correct].
+std::pair<double, int64_t> sum_over_ranks(double loss_sum, int64_t correct);
+
 // Mean loss and accuracy over `data` in order, batch by batch; logits_of(b0, b1) gives the logits of items
-// [b0, b1). Shared by scoring from images and validation from cached activations.
+// [b0, b1). Shared by scoring from images and validation from cached activations. In a distributed run each
+// rank scores its block [begin, end) of the set (shard_range) and the sums are added up over the ranks.
 template <typename LogitsOf>
-EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Device device, LogitsOf&& logits_of) {
+EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Device device, std::pair<int64_t, int64_t> range,
+                            LogitsOf&& logits_of) {
   EvalStats r;
   if (data.size() == 0) return r;
   double loss_sum = 0;
   int64_t correct = 0;
-  for (int64_t b0 = 0; b0 < data.size(); b0 += batch_size) {
-    const int64_t b1 = std::min(data.size(), b0 + batch_size);
+  for (int64_t b0 = range.first; b0 < range.second; b0 += batch_size) {
+    const int64_t b1 = std::min(range.second, b0 + batch_size);
     std::vector<int64_t> idx(static_cast<size_t>(b1 - b0));
     std::iota(idx.begin(), idx.end(), b0);
     at::Tensor y = data.labels(idx).to(device);
@@ -52,6 +65,7 @@ EvalStats evaluate_in_order(const ImageSet& data, int64_t batch_size, c10::Devic
                     .item<double>();
     correct += logits.argmax(1).eq(y).sum().item<int64_t>();
   }
+  std::tie(loss_sum, correct) = sum_over_ranks(loss_sum, correct);
   r.count = data.size();
   r.loss = loss_sum / static_cast<double>(r.count);
   r.acc = static_cast<double>(correct) / static_cast<double>(r.count);
