@@ -113,6 +113,15 @@ void bind_classifier(pyb::module_& m) {
           fn(label, done, total);
         });
       }, pyb::arg("fn"), "fn(label, done, total) for long loops, or None")
+      .def("pooled_features", [](TransferClassifier& c, const ImageSet& s, bool flipped) {
+        return long_call([&] { return c.pooled_features(s, flipped); });
+      }, pyb::arg("data"), pyb::arg("flipped") = false,
+         "Pooled features [N,C] of a set (one frozen backbone pass), on the classifier's device")
+      .def("use_features", [](TransferClassifier& c, const std::string& role, const at::Tensor& plain,
+                              const std::optional<at::Tensor>& flipped) {
+        c.use_features(role, plain, flipped.value_or(at::Tensor()));
+      }, pyb::arg("role"), pyb::arg("plain"), pyb::arg("flipped") = pyb::none(),
+           "Features for the next fit's head phase (role train or val), used when their rows match the set")
       .def_property_readonly("classes", &TransferClassifier::classes)
       .def_property_readonly("image_size", [](TransferClassifier& c) { return c.preprocess().image_size; })
       .def_property_readonly("normalize", [](TransferClassifier& c) { return to_string(c.preprocess().mode); })

@@ -154,6 +154,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return torch.cat(out).numpy()
 
     def predict(self, X):
+        """The most probable class of each image (an element of classes_)."""
+        self._check_fitted()
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     # --- model files ----------------------------------------------------------------------------------------

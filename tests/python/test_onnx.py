@@ -27,3 +27,19 @@ def test_export_onnx_matches_tlc(small_folder, tmp_path):
 def test_export_onnx_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         tlc.export_onnx(tmp_path / "none.pt", tmp_path / "x.onnx")
+
+
+def test_python_m_tlc_export_onnx(small_folder, tmp_path):
+    import subprocess
+    import sys
+    import os
+    clf = make(epochs=1).fit(tlc.ImageFolder(small_folder))
+    model = clf.save(tmp_path / "m.pt")
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(tlc.__file__)))
+    r = subprocess.run([sys.executable, "-m", "tlc", "export-onnx", model, str(tmp_path / "m.onnx")], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert os.path.exists(tmp_path / "m.onnx")
+    r = subprocess.run([sys.executable, "-m", "tlc", "export-onnx", str(tmp_path / "none.pt"), "x.onnx"], env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "does not exist" in r.stderr
