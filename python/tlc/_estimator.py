@@ -110,7 +110,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         clf = call(_core.Classifier, str(self.backbone), [str(c) for c in classes], int(self.image_size),
                    self.normalize, self.resize, self._options(images), path=str(self.backbone))
         train, kept = images.image_set(codes, clf.image_size, clf.resize, "X")
-        keys = [images.keys()[i] for i in kept] if self._reuse() else None
+        keys = _take(images.keys(), kept) if self._reuse() else None
         val = vkeys = None
         if eval_set is not None:
             vimages = Images(eval_set[0])
@@ -119,7 +119,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             if unknown:
                 raise ValueError(f"eval_set has labels that y does not: {unknown[:5]} (classes: {classes.tolist()})")
             val, vkept = vimages.image_set(np.searchsorted(classes, vy), clf.image_size, clf.resize, "eval_set")
-            vkeys = [vimages.keys()[i] for i in vkept] if self._reuse() else None
+            vkeys = _take(vimages.keys(), vkept) if self._reuse() else None
         if keys is not None:
             _features.provide(clf, "train", train, keys, self.augment == "flip")
             if val is not None:
@@ -178,6 +178,10 @@ def load(path, device="auto", batch_size=32):
     est.n_features_in_ = m.image_size * m.image_size * 3
     est.history_ = []
     return est
+
+
+def _take(items, indices):
+    return [items[i] for i in indices]
 
 
 def _epoch_printer():
