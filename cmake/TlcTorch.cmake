@@ -3,6 +3,17 @@
 if(NOT DEFINED ENV{TORCH_CUDA_ARCH_LIST})
   set(ENV{TORCH_CUDA_ARCH_LIST} "8.0;9.0")
 endif()
+# `pip install .` (scikit-build-core, SKBUILD): the Torch of the Python that builds the package, which must
+# be the one that will import it (hence --no-build-isolation).
+if(SKBUILD AND NOT Torch_DIR)
+  execute_process(COMMAND "${Python_EXECUTABLE}" -c "import torch; print(torch.utils.cmake_prefix_path)"
+                  OUTPUT_VARIABLE _tlc_skbuild_torch OUTPUT_STRIP_TRAILING_WHITESPACE RESULT_VARIABLE _tlc_rc)
+  if(NOT _tlc_rc EQUAL 0)
+    message(FATAL_ERROR "pip install .: torch is not importable by ${Python_EXECUTABLE}; install torch in that "
+                        "environment first and build with `pip install --no-build-isolation .`")
+  endif()
+  list(APPEND CMAKE_PREFIX_PATH "${_tlc_skbuild_torch}")
+endif()
 # Every Torch library comes from the Torch found here (the venv's wheel). TorchConfig.cmake looks its libraries
 # up with find_library(... PATHS <torch>/lib), which searches the system first: with Debian's libtorch-dev
 # installed (python3-torch pulls it) that put Debian's libc10.so (torch 1.13) on the link line beside the

@@ -31,6 +31,11 @@ struct ChunkSink {
   c10::Device device = c10::Device(c10::kCPU);
 };
 
+// Images of any size (uint8 [N,H,W,3] RGB) to [N,size,size,3] the way decoding resizes files (same ResizeMode,
+// same interpolation), so that arrays and files of the same pixels give the same input. Throws tlc::Error for
+// another shape or dtype.
+at::Tensor resize_images(const at::Tensor& images_u8, int size, ResizeMode mode);
+
 class ImageSet {
  public:
   ImageSet() = default;
@@ -49,6 +54,14 @@ class ImageSet {
   // Items known to decode (another process scanned them): nothing is decoded now, batches are decoded on
   // demand.
   static ImageSet on_demand(std::vector<ImageItem> items, const DecodeOptions& opt, int threads);
+
+  // A set over pixels already in memory (a numpy array from Python): uint8 [N,S,S,3] RGB, one label per image.
+  // Its items are named "<name>[i]" instead of paths, so an on-disk feature cache (keyed by paths) must not be
+  // used with it. Throws tlc::Error for another shape or dtype, or a label count that differs from N.
+  static ImageSet from_pixels(const at::Tensor& pixels_u8, const std::vector<int64_t>& labels,
+                              const std::string& name = "array");
+  // The decoded images [N,S,S,3] when the set is in memory, else an undefined tensor.
+  const at::Tensor& pixels() const { return pixels_; }
 
  private:
   std::vector<ImageItem> items_;

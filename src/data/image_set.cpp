@@ -3,11 +3,13 @@
 #include <ATen/ATen.h>
 
 #include <mutex>
+#include <opencv2/core.hpp>
 
 #include "tlc/error.h"
 #include "tlc/interrupt.h"
 #include "tlc/prefetch.h"
 #include "tlc/util.h"
+#include "resize.h"
 
 namespace tlc {
 
@@ -113,6 +115,48 @@ at::Tensor ImageSet::labels(const std::vector<int64_t>& idx) const {
   l.reserve(idx.size());
   for (auto i : idx) l.push_back(items_.at(i).label);
   return at::tensor(l, at::kLong);
+}
+
+namespace {
+
+void check_images(const at::Tensor& t, const char* what) {
+  if (t.scalar_type() != at::kByte || t.dim() != 4 || t.size(3) != 3)
+    throw Error(std::string(what) + ": expected uint8 images [N,H,W,3] (RGB), got " + std::string(t.dtype().name()) +
+                " of shape " + c10::str(t.sizes()) + "; convert with np.asarray(x, dtype=np.uint8)");
+}
+
+}  // namespace
+
+at::Tensor resize_images(const at::Tensor& images_u8, int size, ResizeMode mode) {
+  check_images(images_u8, "resize_images");
+  at::Tensor src = images_u8.cpu().contiguous();
+  const int64_t n = src.size(0), h = src.size(1), w = src.size(2);
+  if (h == size && w == size) return src;
+  at::Tensor out = at::empty({n, size, size, 3}, at::kByte);
+  const int64_t in_per = h * w * 3, out_per = static_cast<int64_t>(size) * size * 3;
+  parallel_for(static_cast<size_t>(n), 0, [&](size_t i) {
+    const cv::Mat rgb(static_cast<int>(h), static_cast<int>(w), CV_8UC3,
+                      src.data_ptr<uint8_t>() + static_cast<int64_t>(i) * in_per);
+    resize_to_square(rgb, size, mode, out.data_ptr<uint8_t>() + static_cast<int64_t>(i) * out_per);
+  });
+  return out;
+}
+
+ImageSet ImageSet::from_pixels(const at::Tensor& pixels_u8, const std::vector<int64_t>& labels,
+                               const std::string& name) {
+  check_images(pixels_u8, "ImageSet::from_pixels");
+  if (pixels_u8.size(1) != pixels_u8.size(2))
+    throw Error("ImageSet::from_pixels: expected square images, got " + c10::str(pixels_u8.sizes()) +
+                "; resize them first (resize_images)");
+  if (static_cast<int64_t>(labels.size()) != pixels_u8.size(0))
+    throw Error("ImageSet::from_pixels: " + std::to_string(pixels_u8.size(0)) + " images but " +
+                std::to_string(labels.size()) + " labels");
+  ImageSet s;
+  s.opt_.size = static_cast<int>(pixels_u8.size(1));
+  s.pixels_ = pixels_u8.cpu().contiguous();
+  s.items_.reserve(labels.size());
+  for (size_t i = 0; i < labels.size(); ++i) s.items_.push_back({name + "[" + std::to_string(i) + "]", labels[i]});
+  return s;
 }
 
 }  // namespace tlc

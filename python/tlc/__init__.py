@@ -1,0 +1,21 @@
+"""tlc for Python: transfer-learning image classification with scikit-learn's estimator API.
+
+    import tlc
+    clf = tlc.TransferClassifier(backbone="models/tiny_bn.pt", image_size=32, epochs=5).fit(tlc.ImageFolder("data"))
+    clf.predict(["photo.jpg"]); clf.save("model.pt"); tlc.load("model.pt")
+
+The engine is tlc's C++ library (the one the `tlc` CLI runs), linked against the LibTorch inside the installed
+torch: torch is imported first so that both use the same one.
+"""
+import torch  # noqa: F401  (first: tlc._core links the LibTorch this import loads)
+
+from . import _core
+from ._data import ImageFolder, split_stratified
+from ._estimator import TransferClassifier, load
+from ._features import feature_cache_info, clear_feature_cache
+from ._onnx import export_onnx
+
+__version__ = _core.__version__
+
+__all__ = ["TransferClassifier", "load", "ImageFolder", "split_stratified", "export_onnx", "feature_cache_info",
+           "clear_feature_cache", "__version__"]
