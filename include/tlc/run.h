@@ -71,6 +71,7 @@ struct FinetuneRunOptions {
   std::string out_dir;          // where to write; empty: update run_dir in place (model.pt replaced atomically)
   std::string data_dir;         // empty: the run's own data folder (config.json), with the same split
   int fine_tune_layers = 0;
+  int fine_tune_blocks = 0;     // or the last N blocks (decides when > 0; TrainOptions::fine_tune_blocks)
   int fine_tune_epochs = 10;
   double fine_tune_lr = 1e-5;
   TrainOptions train;           // batch size, optimizer name, caches, controls, device

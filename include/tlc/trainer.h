@@ -57,6 +57,9 @@ struct TrainOptions {
   // Phase 2, fine-tuning: the last N layers with parameters train at fine_tune_lr (the head too, as in the
   // seeds, which recompile the whole model at a 10x lower rate) for fine_tune_epochs more epochs.
   int fine_tune_layers = 0;
+  // Or by blocks (stem, stages: Backbone::blocks()): the last N blocks with parameters. When > 0 it decides,
+  // and the classifier sets fine_tune_layers to the layers inside those blocks (Backbone::layers_in_last_blocks).
+  int fine_tune_blocks = 0;
   int fine_tune_epochs = 0;
   double fine_tune_lr = 1e-5;
 
@@ -139,6 +142,7 @@ class TransferClassifier {
 
   Backbone& backbone() { return backbone_; }
   Head& head() { return head_; }
+  const TrainOptions& options() const { return opt_; }  // fine_tune_layers resolved from fine_tune_blocks
   const std::vector<std::string>& classes() const { return classes_; }
   const Preprocess& preprocess() const { return pre_; }
   c10::Device device() const { return device_; }

@@ -23,6 +23,9 @@ void setup_finetune(CLI::App& app, int* exit_code) {
                   "How many of the last backbone layers with parameters to unfreeze (`tlc inspect RUN/model.pt`); "
                   "required unless --resume")
       ->check(CLI::PositiveNumber);
+  sub->add_option("--fine-tune-blocks", opt->fine_tune_blocks,
+                  "Or unfreeze the last N blocks (ResNet: 1 = layer4; `tlc inspect RUN/model.pt` lists them)")
+      ->check(CLI::PositiveNumber)->excludes("--fine-tune-layers");
   sub->add_option("--fine-tune-epochs", opt->fine_tune_epochs, "Epochs of fine-tuning")
       ->capture_default_str()->check(CLI::PositiveNumber);
   sub->add_option("--fine-tune-lr", opt->fine_tune_lr, "Learning rate (the seeds use 1e-5, 10x below the head's)")
@@ -53,9 +56,10 @@ void setup_finetune(CLI::App& app, int* exit_code) {
       opt->resume = true;
     } else if (opt->run_dir.empty()) {
       throw Error("give the run folder to fine-tune (tlc finetune RUN_DIR --fine-tune-layers N), or --resume DIR");
-    } else if (sub->get_option("--fine-tune-layers")->count() == 0) {
-      throw Error("--fine-tune-layers is required: how many of the last backbone layers with parameters to unfreeze "
-                  "(`tlc inspect " + opt->run_dir + "/model.pt` lists them)");
+    } else if (sub->get_option("--fine-tune-layers")->count() == 0 &&
+               sub->get_option("--fine-tune-blocks")->count() == 0) {
+      throw Error("--fine-tune-layers (or --fine-tune-blocks) is required: how many of the last backbone layers "
+                  "with parameters (or blocks) to unfreeze (`tlc inspect " + opt->run_dir + "/model.pt` lists them)");
     }
     join_distributed_world(opt->train);
     run_finetune(*opt, std::cout);

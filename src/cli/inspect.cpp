@@ -26,8 +26,9 @@ void print_blocks(Backbone& b, const std::map<std::string, std::string>& shape_o
               << std::setw(22) << (it == shape_of.end() ? "-" : it->second) << std::right << std::setw(12)
               << bl.params << std::setw(8) << bl.layers_with_params << "  " << (bl.trainable ? "yes" : "no") << "\n";
   }
-  std::cout << blocks.size() << " blocks: fine-tuning the last N blocks = --fine-tune-layers with the sum of their "
-            << "`layers` column; the frozen blocks before them are what the prefix cache keeps\n\n";
+  std::cout << blocks.size() << " blocks: --fine-tune-blocks N unfreezes the last N with parameters (= "
+            << "--fine-tune-layers with the sum of their `layers` column); the frozen blocks before them are what "
+            << "the prefix cache keeps\n\n";
 }
 
 void print_layers(Backbone& b, int64_t size) {

@@ -20,7 +20,8 @@ namespace {
 
 json finetune_state_json(const FinetuneRunOptions& o) {
   return {{"from", o.run_dir},         {"data_dir", o.data_dir},
-          {"fine_tune_layers", o.fine_tune_layers}, {"fine_tune_epochs", o.fine_tune_epochs},
+          {"fine_tune_layers", o.fine_tune_layers}, {"fine_tune_blocks", o.fine_tune_blocks},
+          {"fine_tune_epochs", o.fine_tune_epochs},
           {"fine_tune_lr", o.fine_tune_lr}, {"training", train_options_json(o.train)},
           {"threads", o.threads},       {"strict", o.strict},
           {"memory_budget_mb", o.memory_budget_mb}, {"created", now_iso8601()}};
@@ -42,6 +43,7 @@ FinetuneRunOptions finetune_options_from_state(const std::string& dir, const Fin
   o.out_dir = dir;
   o.data_dir = j.at("data_dir");
   o.fine_tune_layers = j.at("fine_tune_layers");
+  o.fine_tune_blocks = j.value("fine_tune_blocks", 0);
   o.fine_tune_epochs = j.at("fine_tune_epochs");
   o.fine_tune_lr = j.at("fine_tune_lr");
   o.train = train_options_from_json(j.at("training"));
@@ -65,10 +67,12 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
                      ? "; it holds an interrupted run: finish it with `tlc train --resume " + shell_quote(opt.run_dir) + "`)"
                      : ")"));
   json cfg = read_json_file(cfg_path);
-  if (opt.fine_tune_layers < 1) throw Error("--fine-tune-layers must be >= 1 (how many layers to unfreeze)");
+  if (opt.fine_tune_layers < 1 && opt.fine_tune_blocks < 1)
+    throw Error("--fine-tune-layers or --fine-tune-blocks must be >= 1 (how many layers or blocks to unfreeze)");
   TrainOptions t = opt.train;
   t.seed = cfg.value("seed", uint64_t{42});
   t.fine_tune_layers = opt.fine_tune_layers;
+  t.fine_tune_blocks = opt.fine_tune_blocks;
   t.fine_tune_epochs = opt.fine_tune_epochs;
   t.fine_tune_lr = opt.fine_tune_lr;
   if (cfg.contains("training")) t.dropout = cfg["training"].value("dropout", 0.0);
@@ -81,7 +85,8 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   TransferClassifier clf = TransferClassifier::load(model_path, t);
   ProgressSink sink(log, opt.progress && world().is_root());
   clf.set_progress([&sink](const std::string& l, int64_t d, int64_t n) { sink(l, d, n); });
-  if (opt.fine_tune_layers > clf.backbone().layers_with_parameters()) clf.backbone().unfreeze_last(opt.fine_tune_layers);
+  t.fine_tune_layers = clf.options().fine_tune_layers;  // resolved from --fine-tune-blocks by the classifier
+  if (t.fine_tune_layers > clf.backbone().layers_with_parameters()) clf.backbone().unfreeze_last(t.fine_tune_layers);
 
   const std::string base = cfg.value("cwd", std::string());
   DataSpec d;
@@ -120,7 +125,8 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   log << "tlc finetune: " << opt.run_dir << " on " << folder.root << (opt.resume ? " (resumed)" : "") << "\n"
       << "  device: " << clf.device().str() << "\n"
       << "  fine-tuning the last " << t.fine_tune_layers << " of " << clf.backbone().layers_with_parameters()
-      << " backbone layers with parameters, " << count_noun(t.fine_tune_epochs, "epoch") << ", " << t.optimizer.name << " lr "
+      << " backbone layers with parameters"
+      << (t.fine_tune_blocks > 0 ? " (the last " + count_noun(t.fine_tune_blocks, "block") + ")" : "") << ", " << count_noun(t.fine_tune_epochs, "epoch") << ", " << t.optimizer.name << " lr "
       << t.fine_tune_lr << ", batch " << t.batch_size << "\n";
   const ImageFolder listed = folder;
   PreparedData p = prepare_data(d, std::move(folder));  // no head phase here: nothing to stream
@@ -151,7 +157,8 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   cfg["test_dir"] = d.test_dir;
   if (cfg.contains("backbone_path"))
     cfg["backbone_path"] = resolve_recorded_path(cfg["backbone_path"].get<std::string>(), base);
-  cfg["finetune"] = {{"fine_tune_layers", t.fine_tune_layers}, {"fine_tune_epochs", t.fine_tune_epochs},
+  cfg["finetune"] = {{"fine_tune_layers", t.fine_tune_layers}, {"fine_tune_blocks", t.fine_tune_blocks},
+                     {"fine_tune_epochs", t.fine_tune_epochs},
                      {"fine_tune_lr", t.fine_tune_lr}, {"from", opt.run_dir}, {"created", now_iso8601()}};
   if (writer) {
     write_file_atomic(path_in(out, "config.json"), dump_json(cfg));

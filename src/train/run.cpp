@@ -72,7 +72,7 @@ std::string batch_split_note(int64_t batch, int ranks) {
   return std::to_string(batch) + " (about " + std::to_string((batch + ranks - 1) / ranks) + " per rank)";
 }
 
-TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start start, RunFolderGuard& guard,
+TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, RunFolderGuard& guard,
                           const json& earlier_config, const std::vector<EpochStats>& before) {
   TrainRunResult res;
   NullBuffer null_buf;
@@ -91,6 +91,9 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
   res.classes = folder.classes;
   Backbone backbone = Backbone::load(opt.backbone_path);
   const BackboneInfo bi = backbone.info();  // a copy: the backbone moves into the classifier below
+  // --fine-tune-blocks N: the layers inside the last N blocks (recorded in config.json, so --resume agrees).
+  if (opt.train.fine_tune_blocks > 0)
+    opt.train.fine_tune_layers = backbone.layers_in_last_blocks(opt.train.fine_tune_blocks);
   if (opt.train.fine_tune_layers > backbone.layers_with_parameters())
     backbone.unfreeze_last(opt.train.fine_tune_layers);  // throws the error that names the layer count
 
@@ -149,7 +152,8 @@ TrainRunResult train_impl(const TrainRunOptions& opt, std::ostream& out, Start s
       << t.optimizer.name << " lr " << t.optimizer.lr << ", " << count_noun(t.epochs, "epoch") << ", batch " << t.batch_size
       << ", seed " << t.seed << "\n";
   if (t.fine_tune_layers > 0 && t.fine_tune_epochs > 0)
-    log << "  then fine-tuning: last " << t.fine_tune_layers << " layer(s) with parameters, "
+    log << "  then fine-tuning: last " << t.fine_tune_layers << " layer(s) with parameters"
+        << (t.fine_tune_blocks > 0 ? " (the last " + count_noun(t.fine_tune_blocks, "block") + ")" : "") << ", "
         << count_noun(t.fine_tune_epochs, "epoch") << " at lr " << t.fine_tune_lr << "\n";
   log << "  classes (" << folder.classes.size() << "): " << join(folder.classes, ", ") << "\n";
   if (start == Start::restart)

@@ -29,6 +29,7 @@ json train_options_json(const TrainOptions& t) {
           {"augment", t.augment},
           {"precision", t.precision},
           {"fine_tune_layers", t.fine_tune_layers},
+          {"fine_tune_blocks", t.fine_tune_blocks},
           {"fine_tune_epochs", t.fine_tune_epochs},
           {"fine_tune_lr", t.fine_tune_lr},
           {"cache_features", t.cache_features},
@@ -56,6 +57,7 @@ TrainOptions train_options_from_json(const json& j) {
   t.augment = j.at("augment");
   t.precision = j.value("precision", "auto");
   t.fine_tune_layers = j.at("fine_tune_layers");
+  t.fine_tune_blocks = j.value("fine_tune_blocks", 0);  // runs from before --fine-tune-blocks lack it
   t.fine_tune_epochs = j.at("fine_tune_epochs");
   t.fine_tune_lr = j.at("fine_tune_lr");
   t.cache_features = j.at("cache_features");
@@ -126,6 +128,7 @@ const std::vector<Setting>& settings() {
       TLC_SETTING("--epochs", true, train.epochs), TLC_SETTING("--lr", false, train.optimizer.lr),
       TLC_SETTING("--hidden", false, train.hidden), TLC_SETTING("--dropout", false, train.dropout),
       TLC_SETTING("--fine-tune-layers", false, train.fine_tune_layers),
+      TLC_SETTING("--fine-tune-blocks", false, train.fine_tune_blocks),
       TLC_SETTING("--fine-tune-epochs", true, train.fine_tune_epochs),
       TLC_SETTING("--fine-tune-lr", false, train.fine_tune_lr), TLC_SETTING("--batch-size", false, train.batch_size),
       TLC_SETTING("--optimizer", false, train.optimizer.name), TLC_SETTING("--momentum", false, train.optimizer.momentum),

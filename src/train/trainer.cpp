@@ -36,7 +36,8 @@ void check_options(const TrainOptions& o) {
     throw Error("--precision must be auto, fp32, tf32 or bf16");
   if (o.lr_schedule != "constant" && o.lr_schedule != "cosine" && o.lr_schedule != "step")
     throw Error("--lr-schedule must be constant, cosine or step");
-  if (o.fine_tune_layers < 0 || o.fine_tune_epochs < 0) throw Error("fine-tuning layers and epochs must be >= 0");
+  if (o.fine_tune_layers < 0 || o.fine_tune_blocks < 0 || o.fine_tune_epochs < 0)
+    throw Error("fine-tuning layers, blocks and epochs must be >= 0");
 }
 
 }  // namespace
@@ -50,6 +51,7 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
       device_(resolve_device(opt_.device)) {
   if (classes_.size() < 2) throw Error("a classifier needs at least 2 classes");
   check_options(opt_);
+  if (opt_.fine_tune_blocks > 0) opt_.fine_tune_layers = backbone_.layers_in_last_blocks(opt_.fine_tune_blocks);
   torch::manual_seed(opt_.seed);
   HeadOptions ho;
   ho.in_features = backbone_.info().output_channels;
