@@ -137,6 +137,9 @@ class TransferClassifier {
   // whole set's. Every rank must call it. Nothing to do in a world of one.
   void gather_first_pass(const std::string& role);
   at::Tensor predict_proba(const at::Tensor& images_u8);  // [N,K] on CPU
+  // The same from pooled features [N,C] (pooled_features() of the images, while the backbone is still the
+  // file's: e.g. an in-process cache shared by a model search's scoring). [N,K] on CPU.
+  at::Tensor predict_proba_from_features(const at::Tensor& pooled);
 
   void save(const std::string& path);
 

@@ -30,6 +30,7 @@ TrainOptions train_options(const pyb::dict& d) {
     else if (key == "augment") o.augment = v.cast<std::string>();
     else if (key == "precision") o.precision = v.cast<std::string>();
     else if (key == "fine_tune_layers") o.fine_tune_layers = v.cast<int>();
+    else if (key == "fine_tune_blocks") o.fine_tune_blocks = v.cast<int>();
     else if (key == "fine_tune_epochs") o.fine_tune_epochs = v.cast<int>();
     else if (key == "fine_tune_lr") o.fine_tune_lr = v.cast<double>();
     else if (key == "cache_features") o.cache_features = v.cast<std::string>();
@@ -100,6 +101,9 @@ void bind_classifier(pyb::module_& m) {
       .def("predict_proba", [](TransferClassifier& c, const at::Tensor& u8) {
         return long_call([&] { return c.predict_proba(u8); });
       }, pyb::arg("images"), "Probabilities [N,K] (CPU float) of uint8 [N,S,S,3] images at image_size")
+      .def("predict_proba_features", [](TransferClassifier& c, const at::Tensor& pooled) {
+        return long_call([&] { return c.predict_proba_from_features(pooled); });
+      }, pyb::arg("features"), "Probabilities [N,K] from pooled features [N,C] of the file's backbone")
       .def("score", [](TransferClassifier& c, const ImageSet& s) {
         EvalStats r = long_call([&] { return c.score(s); });
         return pyb::make_tuple(r.loss, r.acc, r.count);

@@ -43,7 +43,7 @@ except ImportError:  # scikit-learn is optional: the same conventions, minimally
 
 # TrainOptions fields the estimator passes under the same name.
 _SAME_NAME = ("epochs", "batch_size", "optimizer", "lr", "hidden", "dropout", "device", "augment", "precision",
-              "fine_tune_layers", "fine_tune_epochs", "fine_tune_lr", "cache_features")
+              "fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs", "fine_tune_lr", "cache_features")
 
 
 class TransferClassifier(ClassifierMixin, BaseEstimator):
@@ -56,8 +56,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     turns the in-process feature cache (tlc.feature_cache_info) on or off."""
 
     def __init__(self, backbone=None, image_size=160, normalize="auto", resize="stretch", epochs=10, lr=1e-4,
-                 optimizer="rmsprop", batch_size=32, hidden=0, dropout=0.0, fine_tune_layers=0, fine_tune_epochs=0,
-                 fine_tune_lr=1e-5, augment="none", device="auto", precision="auto", cache_features="auto",
+                 optimizer="rmsprop", batch_size=32, hidden=0, dropout=0.0, fine_tune_layers=0, fine_tune_blocks=0,
+                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", device="auto", precision="auto", cache_features="auto",
                  cache_dir=None, reuse_features=True, random_state=42, verbose=0):
         self.backbone = backbone
         self.image_size = image_size
@@ -70,6 +70,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.hidden = hidden
         self.dropout = dropout
         self.fine_tune_layers = fine_tune_layers
+        self.fine_tune_blocks = fine_tune_blocks
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_lr = fine_tune_lr
         self.augment = augment
@@ -95,6 +96,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if self.backbone is None:
             raise ValueError("backbone is None: pass backbone='path/to/backbone.pt' (models/README.md tells how to "
                              "make one)")
+        if self.fine_tune_layers and self.fine_tune_blocks:
+            raise ValueError(f"fine_tune_layers={self.fine_tune_layers} and fine_tune_blocks={self.fine_tune_blocks}: "
+                             "give one of them (the last N layers with parameters, or the last N blocks)")
         images = Images(X)
         if y is None:
             if images.folder is None:
@@ -124,15 +128,22 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             _features.provide(clf, "train", train, keys, self.augment == "flip")
             if val is not None:
                 _features.provide(clf, "val", val, vkeys, False)
-        if self.verbose:
-            clf.set_progress(_progress_printer() if self.verbose > 1 else None)
-        history = clf.fit(train, val, _epoch_printer() if self.verbose else None)
-        clf.set_progress(None)
+        progress = _progress(self.verbose)
+        clf.set_progress(progress)
+        try:
+            history = clf.fit(train, val, _epoch_printer() if self.verbose else None)
+        finally:
+            clf.set_progress(None)
+            if progress is not None:
+                progress.close()
         self.model_ = clf
         self.classes_ = classes
         self.n_features_in_ = clf.image_size * clf.image_size * 3  # pixel values per image the model sees
         self.history_ = history
         self.used_cached_features_ = clf.used_first_pass
+        # While the backbone is the file's (nothing fine-tuned), predictions can take their features from the
+        # in-process cache too: a model search's scoring then runs the backbone once per image as well.
+        self._predict_from_cache = keys is not None and not any(e["phase"] == "fine-tune" for e in history)
         return self
 
     def _reuse(self):
@@ -148,8 +159,12 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities [N, len(classes_)], columns in classes_ order."""
         self._check_fitted()
         m = self.model_
-        pixels = Images(X).pixels(m.image_size, m.resize)
+        images = Images(X)
         step = max(1, int(self.batch_size))
+        if getattr(self, "_predict_from_cache", False) and self._reuse():
+            feats = _features.features_for(m, images)
+            return m.predict_proba_features(feats).numpy()
+        pixels = images.pixels(m.image_size, m.resize)
         out = [m.predict_proba(pixels[b:b + step]) for b in range(0, pixels.shape[0], step)]
         return torch.cat(out).numpy()
 
@@ -185,18 +200,65 @@ def _take(items, indices):
 
 
 def _epoch_printer():
+    tqdm = _tqdm()
+    # tqdm.write keeps a bar that is on screen intact.
+    out = tqdm.write if tqdm is not None else (lambda line: print(line, flush=True))
+
     def show(e):
         val = "" if math.isnan(e["val_loss"]) else f"  val_loss {e['val_loss']:.4f}  val_acc {e['val_acc']:.4f}"
-        print(f"epoch {e['epoch']} ({e['phase']}): loss {e['loss']:.4f}  acc {e['acc']:.4f}{val}  "
-              f"{e['images_per_second']:.0f} img/s", flush=True)
+        out(f"epoch {e['epoch']} ({e['phase']}): loss {e['loss']:.4f}  acc {e['acc']:.4f}{val}  "
+              f"{e['images_per_second']:.0f} img/s")
     return show
 
 
-def _progress_printer():
-    last = {}
+def _tqdm():
+    try:
+        from tqdm.auto import tqdm
+        return tqdm
+    except ImportError:
+        return None
 
-    def show(label, done, total):
-        if done == total or last.get(label, -1) < 0:
+
+class _Bars:
+    """verbose=1 with tqdm installed: a transient tqdm bar per long loop (feature caching, each epoch's steps)."""
+
+    def __init__(self, tqdm):
+        self.tqdm, self.bar, self.label = tqdm, None, None
+
+    def __call__(self, label, done, total):
+        if self.bar is None or label != self.label or done < self.bar.n:
+            self.close()
+            self.bar, self.label = self.tqdm(total=total, desc=label, unit="img", leave=False), label
+        self.bar.update(done - self.bar.n)
+        if done >= total:
+            self.close()
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+        self.bar = self.label = None
+
+
+class _Lines:
+    """verbose=2 (or verbose=1 without tqdm: nothing): a plain line when a long loop starts and when it ends."""
+
+    def __init__(self):
+        self.last = {}
+
+    def __call__(self, label, done, total):
+        if done == total or self.last.get(label, -1) < 0:
             print(f"{label}: {done}/{total}", flush=True)
-        last[label] = done
-    return show
+        self.last[label] = done
+
+    def close(self):
+        self.last.clear()
+
+
+def _progress(verbose):
+    """The progress sink for fit: None (verbose=0, or 1 without tqdm), tqdm bars (verbose=1), lines (verbose>=2)."""
+    if not verbose:
+        return None
+    if verbose >= 2:
+        return _Lines()
+    tqdm = _tqdm()
+    return _Bars(tqdm) if tqdm is not None else None

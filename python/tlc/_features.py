@@ -54,6 +54,25 @@ def provide(clf, role, image_set, keys, flipped):
     clf.use_features(role, views[0], views[1] if flipped else None)
 
 
+def features_for(clf, images):
+    """Pooled features [N,C] of `images` (a tlc._inputs.Images) for predicting with `clf`, whose backbone must
+    still be the file's: rows from the cache, the backbone run (and the files decoded) only for images not seen
+    before. A file that cannot be decoded is a ValueError, as in predict."""
+    keys = images.keys()
+    with _lock:
+        store = _cache.setdefault(_setting(clf) + (False,), {})
+        missing = [i for i, k in enumerate(keys) if k not in store]
+        if missing:
+            px = images.take(missing).pixels(clf.image_size, clf.resize)
+            feats = clf.pooled_features(_core.ImageSet.from_pixels(px, [0] * len(missing)), False)
+            _stats["backbone_passes"] += 1
+            _stats["images_computed"] += len(missing)
+            for j, i in enumerate(missing):
+                store[keys[i]] = feats[j]
+        _stats["images_reused"] += len(keys) - len(missing)
+        return torch.stack([store[k] for k in keys])
+
+
 def feature_cache_info():
     """Counters of the in-process feature cache: backbone_passes (calls that ran the backbone), images_computed,
     images_reused, and entries (feature rows held)."""

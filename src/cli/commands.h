@@ -17,6 +17,7 @@ void setup_bench(CLI::App& app, int* exit_code);
 void setup_inspect(CLI::App& app, int* exit_code);
 void setup_finetune(CLI::App& app, int* exit_code);
 void setup_evaluate(CLI::App& app, int* exit_code);
+void setup_export(CLI::App& app, int* exit_code);
 
 // Flags shared by train and finetune (batch, optimizer, augmentation, caches, controls, device).
 void add_training_flags(CLI::App* sub, TrainOptions& t);

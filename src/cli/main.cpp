@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   tlc::cli::setup_predict(app, &exit_code);
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);
+  tlc::cli::setup_export(app, &exit_code);
   install_signal_handlers();
   // Under torchrun or srun only train and finetune work as one job across the ranks; any other command runs on
   // rank 0 alone (its output once, not once per rank).

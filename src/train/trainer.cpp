@@ -208,6 +208,15 @@ at::Tensor TransferClassifier::predict_proba(const at::Tensor& images_u8) {
   return at::softmax(head_->forward(backbone_.pooled_features(normalize_batch(images_u8))), 1).to(at::kCPU);
 }
 
+at::Tensor TransferClassifier::predict_proba_from_features(const at::Tensor& pooled) {
+  if (pooled.dim() != 2 || pooled.size(1) != backbone_.info().output_channels)
+    throw Error("features of shape " + c10::str(pooled.sizes()) + " do not fit the head, which takes [N," +
+                std::to_string(backbone_.info().output_channels) + "]");
+  head_->eval();
+  torch::NoGradGuard ng;
+  return at::softmax(head_->forward(pooled.to(device_, at::kFloat)), 1).to(at::kCPU);
+}
+
 void TransferClassifier::save(const std::string& path) {
   ModelMeta meta;
   meta.classes = classes_;

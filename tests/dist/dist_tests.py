@@ -241,11 +241,10 @@ def case_fingerprint_mismatch(a, tmp):
     print(f"stopped in {time.time() - t0:.1f} s")
 
 
-def case_killed_rank(a, tmp):
-    c = Case(a, tmp)
-    # Slow enough to be killed mid-run: decoding on every step, many epochs.
-    cmd = c.train("run", "--cache-features", "off", epochs="100000", batch="2")
-    procs = start_ranks(cmd, 2)
+def start_long_run_and_wait_for_checkpoint(c):
+    """Starts 2 ranks on a run slow enough to be stopped mid-way (decoding on every step, many epochs) and
+    returns their processes once the first checkpoint is there (a failure, with the ranks killed, if none comes)."""
+    procs = start_ranks(c.train("run", "--cache-features", "off", epochs="100000", batch="2"), 2)
     deadline = time.time() + WAIT
     while not os.path.exists(c.path("run", "checkpoint.pt")):
         if time.time() > deadline or any(p.poll() is not None for p in procs):
@@ -253,6 +252,12 @@ def case_killed_rank(a, tmp):
                 p.kill()
             check(False, "no checkpoint appeared", *finish(procs)[1])
         time.sleep(0.2)
+    return procs
+
+
+def case_killed_rank(a, tmp):
+    c = Case(a, tmp)
+    procs = start_long_run_and_wait_for_checkpoint(c)
     time.sleep(0.5)
     procs[1].send_signal(signal.SIGKILL)
     t0 = time.time()
@@ -268,15 +273,7 @@ def case_killed_rank(a, tmp):
 
 def case_sigint_all(a, tmp):
     c = Case(a, tmp)
-    cmd = c.train("run", "--cache-features", "off", epochs="100000", batch="2")
-    procs = start_ranks(cmd, 2)
-    deadline = time.time() + WAIT
-    while not os.path.exists(c.path("run", "checkpoint.pt")):
-        if time.time() > deadline or any(p.poll() is not None for p in procs):
-            for p in procs:
-                p.kill()
-            check(False, "no checkpoint appeared", *finish(procs)[1])
-        time.sleep(0.2)
+    procs = start_long_run_and_wait_for_checkpoint(c)
     for p in procs:
         p.send_signal(signal.SIGINT)
     rcs, outs = finish(procs, timeout=60)

@@ -108,3 +108,47 @@ def test_backbone_none_is_a_clear_error():
     with pytest.raises(ValueError, match="backbone"):
         tlc.TransferClassifier().fit(np.zeros((2, 8, 8, 3), np.uint8), [0, 1])
     assert TINY_BN.endswith("tiny_bn.pt")
+
+
+class _FakeBar:
+    """Stands in for tqdm.auto.tqdm: records what fit does with its bars."""
+    made = []
+
+    def __init__(self, total, desc, unit, leave):
+        self.total, self.desc, self.n, self.closed = total, desc, 0, False
+        _FakeBar.made.append(self)
+
+    def update(self, k):
+        self.n += k
+
+    def close(self):
+        self.closed = True
+
+    @staticmethod
+    def write(line):
+        print("bar-safe:", line)
+
+
+def test_verbose_progress_bars_with_tqdm_and_lines_without(small_folder, capsys, monkeypatch):
+    import sys
+    import types
+    folder = tlc.ImageFolder(small_folder)
+    auto = types.ModuleType("tqdm.auto")
+    auto.tqdm = _FakeBar
+    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
+    monkeypatch.setitem(sys.modules, "tqdm.auto", auto)
+    _FakeBar.made.clear()
+    make(epochs=2, verbose=1, reuse_features=False).fit(folder)
+    descs = [b.desc for b in _FakeBar.made]
+    assert "caching features" in descs and "epoch 1" in descs and "epoch 2" in descs, descs
+    assert all(b.closed and b.n == b.total for b in _FakeBar.made)
+    assert capsys.readouterr().out.count("bar-safe: epoch") == 2  # epoch lines through tqdm.write
+
+    monkeypatch.setitem(sys.modules, "tqdm", None)  # not installed
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    make(epochs=1, verbose=1, reuse_features=False).fit(folder)
+    out = capsys.readouterr().out
+    assert out.startswith("epoch 1 (head)") and "caching features" not in out, out
+    make(epochs=1, verbose=2, reuse_features=False).fit(folder)
+    out = capsys.readouterr().out
+    assert "caching features: 36/36" in out and "epoch 1: 36/36" in out, out

@@ -12,9 +12,11 @@ def test_grid_search_computes_features_once_per_image(small_folder):
     tlc.clear_feature_cache()
     search = GridSearchCV(make(), {"lr": [1e-3, 1e-2], "epochs": [1, 2]}, cv=3).fit(folder.paths, folder.y)
     info = tlc.feature_cache_info()
-    # 4 candidates x 3 folds + the refit = 13 fits over 36 images: each image's features computed once.
+    # 4 candidates x 3 folds + the refit = 13 fits over 36 images, and 12 scorings of a 12-image fold: each
+    # image's features computed once, in two backbone passes (the first fit's 24 images, its fold's 12).
     assert info["images_computed"] == 36, info
-    assert info["images_reused"] == 12 * 24 + 36 - 36, info
+    assert info["backbone_passes"] == 2, info
+    assert info["images_reused"] == (12 * 24 + 36) + 12 * 12 - 36, info
     assert search.best_estimator_.used_cached_features_
     assert search.predict(folder.paths[:3]).shape == (3,)
     assert set(search.best_params_) == {"lr", "epochs"}
@@ -30,6 +32,42 @@ def test_no_reuse_matches_reuse(small_folder):
     pa, pb, pc = (m.predict_proba(folder.paths) for m in (a, b, c))
     assert np.allclose(pa, pb, atol=1e-6) and np.allclose(pa, pc, atol=1e-5)
     assert tlc.feature_cache_info()["images_computed"] == 36
+    # a and b predicted from cached features, c from the pixels: the same probabilities.
+    assert not hasattr(c, "_predict_from_cache") or not c._predict_from_cache
+    passes = tlc.feature_cache_info()["backbone_passes"]
+    a.predict(folder.paths)
+    assert tlc.feature_cache_info()["backbone_passes"] == passes
+
+
+def test_fine_tuned_model_predicts_from_pixels_not_the_cache(small_folder):
+    folder = tlc.ImageFolder(small_folder)
+    tlc.clear_feature_cache()
+    tuned = make(epochs=1, fine_tune_layers=1, fine_tune_epochs=1, fine_tune_lr=1e-2).fit(folder)
+    before = tlc.feature_cache_info()
+    p = tuned.predict_proba(folder.paths)
+    assert tlc.feature_cache_info() == before  # the tuned backbone is not the file's: no cached rows used
+    direct = tuned.model_.predict_proba(tlc._core.ImageSet.scan(folder.paths, [0] * len(folder), 32, "stretch")[0].pixels)
+    assert np.allclose(p, direct.numpy(), atol=1e-6)
+
+
+def test_predict_computes_only_unseen_images(small_folder):
+    folder = tlc.ImageFolder(small_folder)
+    tlc.clear_feature_cache()
+    m = make(epochs=1).fit(folder.paths[:24], folder.y[:24])
+    assert tlc.feature_cache_info()["images_computed"] == 24
+    p = m.predict_proba(folder.paths)
+    info = tlc.feature_cache_info()
+    assert info["images_computed"] == 36 and info["images_reused"] == 24, info
+    ref = make(epochs=1, reuse_features=False).fit(folder.paths[:24], folder.y[:24]).predict_proba(folder.paths)
+    assert np.allclose(p, ref, atol=1e-5)
+
+
+def test_fine_tune_blocks_and_layers_are_exclusive(small_folder):
+    import pytest
+    with pytest.raises(ValueError, match="give one of them"):
+        make(fine_tune_layers=1, fine_tune_blocks=1, fine_tune_epochs=1).fit(tlc.ImageFolder(small_folder))
+    m = make(epochs=1, fine_tune_blocks=1, fine_tune_epochs=1).fit(tlc.ImageFolder(small_folder))
+    assert [e["phase"] for e in m.history_] == ["head", "fine-tune"]
 
 
 def test_cross_val_score_on_arrays_and_flip_augmentation(small_folder):

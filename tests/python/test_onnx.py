@@ -43,3 +43,32 @@ def test_python_m_tlc_export_onnx(small_folder, tmp_path):
     r = subprocess.run([sys.executable, "-m", "tlc", "export-onnx", str(tmp_path / "none.pt"), "x.onnx"], env=env,
                        capture_output=True, text=True)
     assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_cli_tlc_export_onnx(small_folder, tmp_path):
+    """`tlc export MODEL --onnx OUT` (the CLI runs python -m tlc export-onnx with the project's Python): the file
+    gives the CLI-trained model's probabilities; clear errors for a missing model and a Python that is not there."""
+    import os
+    import subprocess
+    from conftest import CLI, TINY_BN
+    run = tmp_path / "run"
+    r = subprocess.run([CLI, "train", small_folder, "--backbone", TINY_BN, "--out", str(run), "--image-size", "32",
+                        "--epochs", "2", "--lr", "0.01", "--no-progress", "--quiet"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TLC_PYTHON")}
+    r = subprocess.run([CLI, "export", str(run), "--onnx", str(tmp_path / "cli.onnx")], capture_output=True,
+                       text=True, env=env)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "wrote" in r.stdout
+    folder = tlc.ImageFolder(small_folder)
+    sess = ort.InferenceSession(str(tmp_path / "cli.onnx"), providers=["CPUExecutionProvider"])
+    pixels = tlc._inputs.Images(folder.paths).pixels(32, "stretch").numpy()
+    want = tlc.load(run / "model.pt").predict_proba(folder.paths)
+    assert np.abs(sess.run(["probabilities"], {"images": pixels})[0] - want).max() < 1e-4
+
+    r = subprocess.run([CLI, "export", str(tmp_path / "none.pt"), "--onnx", "x.onnx"], capture_output=True, text=True)
+    assert r.returncode != 0 and "none.pt does not exist" in r.stderr
+    r = subprocess.run([CLI, "export", str(run), "--onnx", str(tmp_path / "y.onnx")], capture_output=True, text=True,
+                       env=dict(env, TLC_PYTHON=str(tmp_path / "no-python")))
+    assert r.returncode != 0 and "set TLC_PYTHON" in r.stderr, r.stderr
+    assert not os.path.exists(tmp_path / "y.onnx")
