@@ -18,3 +18,9 @@ if [ ! -f build/CMakeCache.txt ] || [ $# -gt 0 ]; then
         -DTLC_PYTHON="$PWD/.venv/bin/python" "$@"
 fi
 cmake --build build -j"$(nproc)"
+# The venv imports the package from this build (like `pip install -e`): a .pth file in its site-packages
+# names build/python. A `pip install .` of the package, in site-packages itself, comes first on sys.path.
+if compgen -G "build/python/tlc/_core*.so" >/dev/null; then
+  SITE=$(.venv/bin/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  echo "$PWD/build/python" > "$SITE/tlc-build.pth"
+fi

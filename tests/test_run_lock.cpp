@@ -1,9 +1,11 @@
 // A run folder belongs to one job: a second job on a folder another one is writing stops with that job's
 // pid, two jobs started together never leave a mix of both, and a finished run is replaced only with
 // --overwrite.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
+#include "tlc/run_folder.h"
 
 using namespace tlc_test;
 using json = nlohmann::json;
@@ -53,6 +55,32 @@ TEST(RunLock, TwoJobsStartedTogetherLeaveOneWholeRun) {
   EXPECT_TRUE(fs::exists(t.path() / "run" / "model.pt"));
   auto loaded = run_command(tlc_cmd("evaluate " + q(t.str("run/model.pt")) + " " + q(t.str("data")) + " --json"));
   EXPECT_EQ(loaded.exit_code, 0) << loaded.out;
+}
+
+// Every file train, finetune and evaluate write into a run folder is one that --overwrite removes (the list
+// run_folder_files()), so an overwritten folder never keeps a file of the run before; the user's own stay.
+TEST(RunLock, OverwriteRemovesEveryFileTlcWritesAndKeepsTheUsersOwn) {
+  TempDir t;
+  make_dataset(t.path() / "data", 2, 8, 16);
+  const fs::path run = t.path() / "run";
+  ASSERT_EQ(run_command(train_cmd(t.str("data"), tiny(), t.str("run"), "--epochs 1" + kFlags)).exit_code, 0);
+  auto tuned = run_command(tlc_cmd("finetune " + q(t.str("run")) + " --fine-tune-layers 1 --fine-tune-epochs 1 "
+                                   "--no-progress"));
+  ASSERT_EQ(tuned.exit_code, 0) << tuned.out;
+  auto ev = run_command(tlc_cmd("evaluate " + q(t.str("run"))));
+  ASSERT_EQ(ev.exit_code, 0) << ev.out;
+  write_text(run / "notes.txt", "mine");
+  const auto& known = tlc::run_folder_files();
+  for (const auto& e : fs::directory_iterator(run)) {
+    const std::string name = e.path().filename().string();
+    if (name == ".lock" || name == "notes.txt") continue;
+    EXPECT_NE(std::find(known.begin(), known.end(), name), known.end()) << name << " is not in run_folder_files()";
+  }
+  ASSERT_TRUE(fs::exists(run / "confusion.png"));
+  auto over = run_command(train_cmd(t.str("data"), tiny(), t.str("run"), "--epochs 1 --overwrite" + kFlags));
+  ASSERT_EQ(over.exit_code, 0) << over.out;
+  EXPECT_FALSE(fs::exists(run / "confusion.png"));  // the earlier run's evaluation is gone
+  EXPECT_EQ(read_text(run / "notes.txt"), "mine");
 }
 
 TEST(RunLock, AFinishedRunIsReplacedOnlyWithOverwrite) {

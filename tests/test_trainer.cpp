@@ -320,15 +320,8 @@ TEST(FirstPass, StreamedFeaturesTrainTheSameHead) {
 // Features computed once (pooled_features) and handed to another classifier (use_features) train the same
 // head as that classifier's own extraction: what a model search's in-process cache relies on.
 TEST(FirstPass, GivenFeaturesTrainTheSameHeadAsItsOwnExtraction) {
-  TempDir t;
-  make_dataset(t.path(), 3, 10, 16, 5);
-  auto folder = tlc::list_image_folder(t.str());
-  auto split = tlc::split_stratified(folder.items, 3, 0.25, 0.0, 1);
-  tlc::DecodeOptions dopt;
-  dopt.size = 16;
-  tlc::ScanReport r;
-  auto train = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
-  auto val = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
+  DecodedSplit data(3, 10, 16, 5);
+  const tlc::ImageSet &train = data.train, &val = data.val;
   auto o = base_options();
   o.augment = "flip";
   auto a = make(o), b = make(o), c = make(o);
@@ -340,6 +333,12 @@ TEST(FirstPass, GivenFeaturesTrainTheSameHeadAsItsOwnExtraction) {
   b.fit(train, &val);
   EXPECT_TRUE(b.used_first_pass());
   expect_same_params(a.head()->parameters(), b.head()->parameters());
+  // Predicting from the same features equals predicting from the pixels (what the cache's scoring relies on).
+  std::vector<int64_t> all(val.size());
+  std::iota(all.begin(), all.end(), 0);
+  EXPECT_TRUE(at::allclose(b.predict_proba_from_features(c.pooled_features(val)), b.predict_proba(val.batch(all)),
+                           1e-5, 1e-6));
+  EXPECT_THROW(b.predict_proba_from_features(at::zeros({2, 3})), tlc::Error);
   // Features of another set (a row count that does not match) are not used.
   auto d = make(o);
   d.use_features("train", c.pooled_features(val), c.pooled_features(val, true));

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "test_util.h"
+#include "tiny_training.h"
 #include "tlc/error.h"
 #include "tlc/trainer.h"
 
@@ -184,15 +185,9 @@ TEST(ZooBlocks, FineTuneBlocksCountsTheLayersOfTheLastBlocks) {
 
 // The trainer's prefix cache (written for Sequential backbones) on a block backbone: same model as no cache.
 TEST(ZooBlocks, PrefixCacheOnResNetGivesTheSameFineTunedModelAsNoCache) {
-  TempDir dir;
-  std::vector<std::string> classes = make_dataset(dir.path(), 2, 6, 32, 5);
-  auto folder = tlc::list_image_folder(dir.str());
-  auto split = tlc::split_stratified(folder.items, 2, 0.25, 0.0, 1);
-  tlc::DecodeOptions dopt;
-  dopt.size = 32;
-  tlc::ScanReport r;
-  auto train = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
-  auto val = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
+  DecodedSplit data(2, 6, 32, 5);
+  const tlc::ImageSet &train = data.train, &val = data.val;
+  const std::vector<std::string>& classes = data.classes;
   auto make = [&](const std::string& cache) {
     tlc::TrainOptions o;
     o.device = "cpu";

@@ -11,6 +11,25 @@
 
 namespace tlc_test {
 
+// `classes` x `per_class` made-up images of `size` px (make_dataset's `seed`), split 75/25 (seed 1) and
+// decoded into memory: the train and val sets the trainer tests start from.
+struct DecodedSplit {
+  TempDir dir;
+  std::vector<std::string> classes;
+  tlc::Split split;
+  tlc::ImageSet train, val;
+  DecodedSplit(int num_classes, int per_class, int size, unsigned seed) {
+    classes = make_dataset(dir.path(), num_classes, per_class, size, seed);
+    auto folder = tlc::list_image_folder(dir.str());
+    split = tlc::split_stratified(folder.items, num_classes, 0.25, 0.0, 1);
+    tlc::DecodeOptions dopt;
+    dopt.size = size;
+    tlc::ScanReport r;
+    train = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
+    val = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
+  }
+};
+
 // 3 classes x 12 images of 16 px, tiny_cnn, 3 epochs of Adam (lr 0.01, batch 8) on `device` in `precision`:
 // the class probabilities of the first 6 images afterwards.
 inline at::Tensor tiny_training_probabilities(const std::string& device, const std::string& precision) {

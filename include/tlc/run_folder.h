@@ -27,6 +27,10 @@ std::string splits_csv(const std::vector<SplitRow>& rows);
 // the line for a malformed row.
 std::vector<SplitRow> read_splits(const std::string& path, const std::string& base);
 
+// The files tlc writes into a run folder (train, finetune, evaluate): what `tlc train --overwrite` removes
+// before the new run starts, so that the folder never mixes two runs (files of the user's own stay).
+const std::vector<std::string>& run_folder_files();
+
 // `s` quoted for a POSIX shell when it needs it (for commands printed as advice).
 std::string shell_quote(const std::string& s);
 

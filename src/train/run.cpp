@@ -110,9 +110,7 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   topt.resume = start == Start::resume;
   if (start == Start::fresh && opt.overwrite && writer) {
     // --overwrite: the earlier run's files go now, so that the folder never mixes two runs.
-    for (const char* f : {"checkpoint.pt", "model.pt", "config.json", "history.csv", "metrics.json", "curves.png",
-                          "splits.csv", "skipped_files.tsv", "finetune.json", "confusion.png", "misclassified.csv"})
-      fs::remove(path_in(opt.out_dir, f));
+    for (const std::string& f : run_folder_files()) fs::remove(path_in(opt.out_dir, f.c_str()));
   }
   if (start == Start::fresh && fs::exists(topt.checkpoint))
     throw Error(opt.out_dir + " holds an interrupted run (checkpoint.pt); continue it with `tlc train --resume " +

@@ -17,6 +17,13 @@ namespace fs = std::filesystem;
 
 namespace tlc {
 
+const std::vector<std::string>& run_folder_files() {
+  static const std::vector<std::string> files = {
+      "checkpoint.pt", "model.pt",          "config.json",   "history.csv",   "metrics.json",     "curves.png",
+      "splits.csv",    "skipped_files.tsv", "finetune.json", "confusion.png", "misclassified.csv"};
+  return files;
+}
+
 std::string absolute_path(const std::string& p) {
   if (p.empty()) return p;
   std::error_code ec;

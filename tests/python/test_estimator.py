@@ -152,3 +152,20 @@ def test_verbose_progress_bars_with_tqdm_and_lines_without(small_folder, capsys,
     make(epochs=1, verbose=2, reuse_features=False).fit(folder)
     out = capsys.readouterr().out
     assert "caching features: 36/36" in out and "epoch 1: 36/36" in out, out
+
+
+def test_the_venv_imports_the_build_without_pythonpath(tmp_path):
+    """scripts/build.sh names build/python in a .pth file of the venv: `import tlc` works from anywhere."""
+    import os
+    import subprocess
+    import sys
+    import pytest
+    if os.environ.get("TLC_PYTHONPATH"):
+        pytest.skip("a build other than build/ is under test")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    r = subprocess.run([sys.executable, "-c", "import tlc; print(tlc.__file__)"], cwd=tmp_path, env=env,
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    # (not realpath: the .py files in build/python/tlc are links to python/tlc)
+    want = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", "build", "python", "tlc"))
+    assert os.path.dirname(os.path.abspath(r.stdout.strip())) == want, r.stdout
