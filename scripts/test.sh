@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set up (idempotent), build, and run the whole GoogleTest suite through ctest.
 #   scripts/test.sh            the suite (what CI runs)
-#   scripts/test.sh --long     also the long tests (-DTLC_LONG_TESTS=ON: EfficientNet-Lite1/Lite2 transfer), fuzz
-#                              the image decoder for 60 s (scripts/fuzz.sh) and run the suite under
+#   scripts/test.sh --long     also fuzz the image decoder for 60 s (scripts/fuzz.sh) and run the suite under
 #                              AddressSanitizer + UndefinedBehaviorSanitizer (scripts/sanitize.sh)
 # Other arguments go to ctest (e.g. -R Dataset); the Python tests (pytest tests/python) run without them.
 set -euo pipefail
@@ -18,9 +17,6 @@ if [ $# -eq 0 ]; then
   .venv/bin/python -m pytest -q -p no:cacheprovider tests/python
 fi
 if [ $long -eq 1 ]; then
-  bash scripts/build.sh -DTLC_LONG_TESTS=ON
-  (cd build && ctest --output-on-failure -R ZooLongTransfer)
-  bash scripts/build.sh -DTLC_LONG_TESTS=OFF
   bash scripts/fuzz.sh 60
-  bash scripts/sanitize.sh -E "Pretrained|Vgg16"
+  bash scripts/sanitize.sh -E "Pretrained|Vgg16|ZooTransfer"
 fi

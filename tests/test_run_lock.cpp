@@ -57,8 +57,10 @@ TEST(RunLock, TwoJobsStartedTogetherLeaveOneWholeRun) {
   EXPECT_EQ(loaded.exit_code, 0) << loaded.out;
 }
 
-// Every file train, finetune and evaluate write into a run folder is one that --overwrite removes (the list
-// run_folder_files()), so an overwritten folder never keeps a file of the run before; the user's own stay.
+// Every file a finished train + finetune + evaluate leaves in a run folder is one that --overwrite removes (the
+// list run_folder_files()), so an overwritten folder never keeps a file of the run before; the user's own stay.
+// (Files only an interrupted or failed run leaves, checkpoint.pt, finetune.json, skipped_files.tsv, are on the
+// list too but not seen here.)
 TEST(RunLock, OverwriteRemovesEveryFileTlcWritesAndKeepsTheUsersOwn) {
   TempDir t;
   make_dataset(t.path() / "data", 2, 8, 16);

@@ -18,8 +18,9 @@ def main(argv=None):
         print(f"error: {e}", file=sys.stderr)
         return 2
     except ImportError as e:
-        print(f"error: the ONNX export needs the {e.name or 'onnx'} package ({e}); install it into this Python "
-              f"({sys.executable} -m pip install onnx), or set TLC_PYTHON to the project's .venv/bin/python",
+        name = e.name or "onnx"
+        print(f"error: the ONNX export needs the {name} package ({e}); install it into this Python "
+              f"({sys.executable} -m pip install {name}), or set TLC_PYTHON to the project's .venv/bin/python",
               file=sys.stderr)
         return 2
     print(f"wrote {path}: input images uint8 [batch,S,S,3], output probabilities [batch,K]")

@@ -124,10 +124,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"eval_set has labels that y does not: {unknown[:5]} (classes: {classes.tolist()})")
             val, vkept = vimages.image_set(np.searchsorted(classes, vy), clf.image_size, clf.resize, "eval_set")
             vkeys = _take(vimages.keys(), vkept) if self._reuse() else None
+        cache_key = _features.setting(clf, self.precision) if keys is not None else None
         if keys is not None:
-            _features.provide(clf, "train", train, keys, self.augment == "flip")
+            _features.provide(clf, cache_key, "train", train, keys, self.augment == "flip")
             if val is not None:
-                _features.provide(clf, "val", val, vkeys, False)
+                _features.provide(clf, cache_key, "val", val, vkeys, False)
         progress = _progress(self.verbose)
         clf.set_progress(progress)
         try:
@@ -141,9 +142,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.n_features_in_ = clf.image_size * clf.image_size * 3  # pixel values per image the model sees
         self.history_ = history
         self.used_cached_features_ = clf.used_first_pass
-        # While the backbone is the file's (nothing fine-tuned), predictions can take their features from the
-        # in-process cache too: a model search's scoring then runs the backbone once per image as well.
-        self._predict_from_cache = keys is not None and not any(e["phase"] == "fine-tune" for e in history)
+        # While the backbone is the file's (no fine-tuning epoch ran), predictions take their features from the
+        # in-process cache too, under the key of this fit: a model search's scoring then runs the backbone once
+        # per image as well. Decided here, once; None: predictions run the model on the pixels.
+        tuned = any(e["phase"] == "fine-tune" for e in history)
+        self._feature_key_ = cache_key if not tuned else None
         return self
 
     def _reuse(self):
@@ -161,9 +164,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         m = self.model_
         images = Images(X)
         step = max(1, int(self.batch_size))
-        if getattr(self, "_predict_from_cache", False) and self._reuse():
-            feats = _features.features_for(m, images)
-            return m.predict_proba_features(feats).numpy()
+        if getattr(self, "_feature_key_", None) is not None:
+            feats = _features.features_for(m, self._feature_key_, images)
+            out = [m.predict_proba_features(feats[b:b + step]) for b in range(0, feats.shape[0], step)]
+            return torch.cat(out).numpy()
         pixels = images.pixels(m.image_size, m.resize)
         out = [m.predict_proba(pixels[b:b + step]) for b in range(0, pixels.shape[0], step)]
         return torch.cat(out).numpy()

@@ -27,50 +27,54 @@ def _backbone_digest(path):
     return _digests[k]
 
 
-def _setting(clf):
-    return (_backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, clf.frozen_dtype,
-            clf.device)
+def setting(clf, precision):
+    """The cache key of a classifier's features (everything they depend on besides the image): the backbone file's
+    content, image size, normalization, resize mode, the requested and the frozen precision (fp32 and tf32 differ
+    in their results), the device. Computed once at fit (the file may change or go afterwards)."""
+    return (_backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, str(precision),
+            clf.frozen_dtype, clf.device)
 
 
-def provide(clf, role, image_set, keys, flipped):
-    """Gives `clf` (a tlc._core.Classifier) the features of `image_set` (rows in order, `keys` one per row) for the
-    next fit's head phase in `role` ("train" or "val"), running the backbone only over images not seen before."""
+def _rows(store, keys, compute):
+    """The rows of `keys` from `store` [N,C], `compute(missing indices)` [M,C] filling in those not there. Rows are
+    kept on the CPU: the cache must not hold device memory."""
+    missing = [i for i, k in enumerate(keys) if k not in store]
+    if missing:
+        feats = compute(missing).cpu()
+        _stats["backbone_passes"] += 1
+        _stats["images_computed"] += len(missing)
+        for j, i in enumerate(missing):
+            store[keys[i]] = feats[j]
+    _stats["images_reused"] += len(keys) - len(missing)
+    return torch.stack([store[k] for k in keys])
+
+
+def provide(clf, key, role, image_set, keys, flipped):
+    """Gives `clf` (a tlc._core.Classifier, cache key `key` from setting()) the features of `image_set` (rows in
+    order, `keys` one per row) for the next fit's head phase in `role` ("train" or "val"), running the backbone
+    only over images not seen before."""
+    views = []
     with _lock:
-        setting = _setting(clf)
-        views = []
         for view in ([False, True] if flipped else [False]):
-            store = _cache.setdefault(setting + (view,), {})
-            missing = [i for i, k in enumerate(keys) if k not in store]
-            if missing:
+            def compute(missing, view=view):
                 sub = image_set if len(missing) == len(keys) else \
                     _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
-                feats = clf.pooled_features(sub, view)
-                _stats["backbone_passes"] += 1
-                _stats["images_computed"] += len(missing)
-                for j, i in enumerate(missing):
-                    store[keys[i]] = feats[j]
-            _stats["images_reused"] += len(keys) - len(missing)
-            views.append(torch.stack([store[k] for k in keys]))
+                return clf.pooled_features(sub, view)
+            views.append(_rows(_cache.setdefault(key + (view,), {}), keys, compute))
     clf.use_features(role, views[0], views[1] if flipped else None)
 
 
-def features_for(clf, images):
-    """Pooled features [N,C] of `images` (a tlc._inputs.Images) for predicting with `clf`, whose backbone must
-    still be the file's: rows from the cache, the backbone run (and the files decoded) only for images not seen
-    before. A file that cannot be decoded is a ValueError, as in predict."""
+def features_for(clf, key, images):
+    """Pooled features [N,C] of `images` (a tlc._inputs.Images) for predicting with `clf` (cache key `key`), whose
+    backbone must still be the file's: rows from the cache, the backbone run (and the files decoded) only for
+    images not seen before. A file that cannot be decoded is a ValueError, as in predict."""
     keys = images.keys()
+
+    def compute(missing):
+        px = images.take(missing).pixels(clf.image_size, clf.resize)
+        return clf.pooled_features(_core.ImageSet.from_pixels(px, [0] * len(missing)), False)
     with _lock:
-        store = _cache.setdefault(_setting(clf) + (False,), {})
-        missing = [i for i, k in enumerate(keys) if k not in store]
-        if missing:
-            px = images.take(missing).pixels(clf.image_size, clf.resize)
-            feats = clf.pooled_features(_core.ImageSet.from_pixels(px, [0] * len(missing)), False)
-            _stats["backbone_passes"] += 1
-            _stats["images_computed"] += len(missing)
-            for j, i in enumerate(missing):
-                store[keys[i]] = feats[j]
-        _stats["images_reused"] += len(keys) - len(missing)
-        return torch.stack([store[k] for k in keys])
+        return _rows(_cache.setdefault(key + (False,), {}), keys, compute)
 
 
 def feature_cache_info():

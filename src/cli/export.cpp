@@ -2,6 +2,7 @@
 // lives in Python, so this command runs the Python package's `python -m tlc export-onnx` (python/tlc/_onnx.py)
 // with the project's Python: $TLC_PYTHON, else the Python the package was built for, else python3 on PATH; the
 // build's package folder goes first on PYTHONPATH when it is there (a `pip install .` needs none).
+#include <signal.h>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 
 #include "commands.h"
 #include "tlc/error.h"
+#include "tlc/interrupt.h"
 
 #ifndef TLC_PACKAGE_PYTHON
 #define TLC_PACKAGE_PYTHON ""
@@ -49,9 +51,13 @@ std::string project_python() {
 std::vector<std::string> child_environment() {
   std::vector<std::string> env;
   const std::string pkg = TLC_PACKAGE_DIR;
-  const bool use_pkg = !pkg.empty() && fs::exists(fs::path(pkg) / "tlc" / "__init__.py");
+  bool use_pkg = false;  // only a built package (its extension there), else an installed one is not hidden
+  if (!pkg.empty() && fs::is_directory(fs::path(pkg) / "tlc"))
+    for (const auto& e : fs::directory_iterator(fs::path(pkg) / "tlc"))
+      use_pkg = use_pkg || e.path().filename().string().rfind("_core", 0) == 0;
   std::string pythonpath = use_pkg ? pkg : "";
   for (char** e = environ; *e; ++e) {
+    if (std::strncmp(*e, "PYTHONSAFEPATH=", 15) == 0) continue;
     if (std::strncmp(*e, "PYTHONPATH=", 11) == 0) {
       const std::string old = *e + 11;
       if (!old.empty()) pythonpath += (pythonpath.empty() ? "" : ":") + old;
@@ -60,6 +66,8 @@ std::vector<std::string> child_environment() {
     }
   }
   if (!pythonpath.empty()) env.push_back("PYTHONPATH=" + pythonpath);
+  // `python -m` would put the current directory first on sys.path: a tlc/ folder there must not be imported.
+  env.push_back("PYTHONSAFEPATH=1");
   return env;
 }
 
@@ -81,11 +89,28 @@ int run_export(const ExportOptions& o) {
     throw Error("tlc export --onnx runs the Python package (python -m tlc export-onnx), but " + py +
                 " cannot be started (" + std::strerror(err) + "); set TLC_PYTHON to the project's Python "
                 "(.venv/bin/python after scripts/setup.sh)");
+  // Wait, passing an interruption of tlc (SIGINT/SIGTERM: tlc/interrupt.h) on to the export.
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0)
-    if (errno != EINTR) throw Error(std::string("waiting for the ONNX export failed: ") + std::strerror(errno));
+  bool forwarded = false;
+  for (;;) {
+    const pid_t r = waitpid(pid, &status, WNOHANG);
+    if (r == pid) break;
+    if (r < 0 && errno != EINTR) throw Error(std::string("waiting for the ONNX export failed: ") + std::strerror(errno));
+    if (interrupt_requested() && !forwarded) {
+      kill(pid, SIGTERM);
+      forwarded = true;
+    }
+    usleep(20'000);
+  }
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return WEXITSTATUS(status);
+  const int code = WEXITSTATUS(status);
+  // 0: written; 2: the exporter said what was wrong. Anything else is Python failing before it (no torch, no
+  // tlc package in that Python): say which Python ran and how to choose another.
+  if (code != 0 && code != 2 && !interrupt_requested())
+    std::cerr << "tlc: error: the ONNX export with " << py << " failed (exit " << code
+              << "); it needs torch, onnx and tlc's Python package: set TLC_PYTHON to the project's "
+                 ".venv/bin/python (scripts/setup.sh, scripts/build.sh)\n";
+  return code;
 }
 
 }  // namespace

@@ -24,7 +24,8 @@ void setup_finetune(CLI::App& app, int* exit_code) {
                   "required unless --resume")
       ->check(CLI::PositiveNumber);
   sub->add_option("--fine-tune-blocks", opt->fine_tune_blocks,
-                  "Or unfreeze the last N blocks (ResNet: 1 = layer4; `tlc inspect RUN/model.pt` lists them)")
+                  "Instead of --fine-tune-layers (not with it): unfreeze the last N blocks (ResNet: 1 = layer4; "
+                  "`tlc inspect RUN/model.pt` lists them)")
       ->check(CLI::PositiveNumber)->excludes("--fine-tune-layers");
   sub->add_option("--fine-tune-epochs", opt->fine_tune_epochs, "Epochs of fine-tuning")
       ->capture_default_str()->check(CLI::PositiveNumber);

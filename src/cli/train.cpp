@@ -140,8 +140,8 @@ void setup_train(CLI::App& app, int* exit_code) {
                   "`tlc inspect` lists them; BatchNorm stays in inference mode)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--fine-tune-blocks", opt->train.fine_tune_blocks,
-                  "Or unfreeze the last N blocks (ResNet: 1 = layer4; `tlc inspect` lists the blocks): the layers "
-                  "with parameters inside them")
+                  "Instead of --fine-tune-layers (not with it): unfreeze the last N blocks (ResNet: 1 = layer4; "
+                  "`tlc inspect` lists the blocks), i.e. the layers with parameters inside them")
       ->check(CLI::NonNegativeNumber)->excludes("--fine-tune-layers");
   sub->add_option("--fine-tune-epochs", opt->train.fine_tune_epochs, "Epochs of fine-tuning (the epoch count goes on)")
       ->capture_default_str()->check(CLI::NonNegativeNumber);

@@ -45,6 +45,22 @@ std::string module_type_name(const torch::jit::Module& m) {
   return q;
 }
 
+namespace {
+
+// The file `tlc inspect` takes for a backbone named `origin`: a backbone file, or a model file whose backbone
+// it is (TransferClassifier::load names those "MODEL (backbone)").
+const char kInModel[] = " (backbone)";
+bool inside_model(const std::string& origin) {
+  const size_t n = sizeof(kInModel) - 1;
+  return origin.size() > n && origin.compare(origin.size() - n, n, kInModel) == 0;
+}
+std::string inspect_cmd(const std::string& origin) {
+  return "`tlc inspect " + (inside_model(origin) ? origin.substr(0, origin.size() - (sizeof(kInModel) - 1)) : origin) +
+         "`";
+}
+
+}  // namespace
+
 Backbone Backbone::from_module(torch::jit::Module module, const std::string& origin) {
   Backbone b;
   b.module_ = std::move(module);
@@ -172,8 +188,8 @@ std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
     if (l.params > 0) with_params.push_back(l);
   if (n > static_cast<int>(with_params.size()))
     throw Error("--fine-tune-layers " + std::to_string(n) + " asks for more layers than backbone " + info_.path +
-                " has with parameters (" + std::to_string(with_params.size()) + "); `tlc inspect " + info_.path +
-                "` lists them");
+                " has with parameters (" + std::to_string(with_params.size()) + "); " + inspect_cmd(info_.path) +
+                " lists them");
   std::vector<at::Tensor> params;
   if (n > 0) reduced_stale_ = true;  // the unfrozen weights are about to change
   for (size_t i = with_params.size() - n; i < with_params.size(); ++i) {
@@ -267,8 +283,10 @@ int Backbone::layers_in_last_blocks(int n) const {
   if (n < 0) throw Error("--fine-tune-blocks must be >= 0");
   const auto bl = blocks();
   if (bl.empty())
-    throw Error("backbone " + info_.path + " has no blocks (a file from before the block layout); re-export it with "
-                "scripts/export_backbone.py, or use --fine-tune-layers");
+    throw Error("backbone " + info_.path + " has no blocks (a file from before the block layout); " +
+                (inside_model(info_.path) ? std::string("use --fine-tune-layers (") + inspect_cmd(info_.path) +
+                                                " lists the layers)"
+                                          : "re-export it with scripts/export_backbone.py, or use --fine-tune-layers"));
   int with_params = 0, layers = 0;
   for (auto it = bl.rbegin(); it != bl.rend() && with_params < n; ++it) {
     if (it->params == 0) continue;
@@ -277,8 +295,8 @@ int Backbone::layers_in_last_blocks(int n) const {
   }
   if (with_params < n)
     throw Error("--fine-tune-blocks " + std::to_string(n) + " asks for more blocks than backbone " + info_.path +
-                " has with parameters (" + std::to_string(with_params) + "); `tlc inspect " + info_.path +
-                "` lists them");
+                " has with parameters (" + std::to_string(with_params) + "); " + inspect_cmd(info_.path) +
+                " lists them");
   return layers;
 }
 

@@ -33,7 +33,7 @@ def test_no_reuse_matches_reuse(small_folder):
     assert np.allclose(pa, pb, atol=1e-6) and np.allclose(pa, pc, atol=1e-5)
     assert tlc.feature_cache_info()["images_computed"] == 36
     # a and b predicted from cached features, c from the pixels: the same probabilities.
-    assert not hasattr(c, "_predict_from_cache") or not c._predict_from_cache
+    assert a._feature_key_ is not None and c._feature_key_ is None
     passes = tlc.feature_cache_info()["backbone_passes"]
     a.predict(folder.paths)
     assert tlc.feature_cache_info()["backbone_passes"] == passes
@@ -79,3 +79,19 @@ def test_cross_val_score_on_arrays_and_flip_augmentation(small_folder):
     assert scores.shape == (3,)
     info = tlc.feature_cache_info()
     assert info["images_computed"] == 2 * 36, info  # plain and flipped views, each once
+
+
+def test_predict_does_not_need_the_backbone_file_after_fit(small_folder, tmp_path):
+    """The cache key is fixed at fit: a backbone file replaced or removed afterwards changes nothing for a fitted
+    estimator (its predictions come from the cache rows of the backbone it was fitted with)."""
+    import shutil
+    from conftest import TINY_BN
+    folder = tlc.ImageFolder(small_folder)
+    bb = tmp_path / "bb.pt"
+    shutil.copy(TINY_BN, bb)
+    tlc.clear_feature_cache()
+    m = make(backbone=str(bb), epochs=1).fit(folder.paths[:24], folder.y[:24])
+    before = m.predict_proba(folder.paths)
+    bb.unlink()
+    assert np.array_equal(m.predict_proba(folder.paths), before)
+    assert tlc.feature_cache_info()["images_computed"] == 36

@@ -72,3 +72,7 @@ def test_cli_tlc_export_onnx(small_folder, tmp_path):
                        env=dict(env, TLC_PYTHON=str(tmp_path / "no-python")))
     assert r.returncode != 0 and "set TLC_PYTHON" in r.stderr, r.stderr
     assert not os.path.exists(tmp_path / "y.onnx")
+    # A Python that starts but cannot run the exporter (the system's, without this venv's torch and onnx).
+    r = subprocess.run([CLI, "export", str(run), "--onnx", str(tmp_path / "z.onnx")], capture_output=True, text=True,
+                       env=dict(env, TLC_PYTHON="/usr/bin/python3"))
+    assert r.returncode != 0 and "set TLC_PYTHON to the project's .venv/bin/python" in r.stderr, r.stderr
