@@ -263,10 +263,12 @@ def lite_model(name, weights):
     return model.eval()
 
 
-class _LiteStem(nn.Module):
-    def __init__(self, m):
+class _LiteConvBnAct(nn.Module):
+    """The stem (conv_stem, bn0) or the head (conv_head, bn1) of an EfficientNet-Lite, with its activation."""
+
+    def __init__(self, conv, bn, act):
         super().__init__()
-        self.conv, self.bn, self.act = m._conv_stem, m._bn0, m._swish
+        self.conv, self.bn, self.act = conv, bn, act
 
     def forward(self, x):
         return self.act(self.bn(self.conv(x)))
@@ -281,19 +283,11 @@ class _LiteBlock(nn.Module):
         return self.block(x, drop_connect_rate=None)  # inference: no drop-connect
 
 
-class _LiteHead(nn.Module):
-    def __init__(self, m):
-        super().__init__()
-        self.conv, self.bn, self.act = m._conv_head, m._bn1, m._swish
-
-    def forward(self, x):
-        return self.act(self.bn(self.conv(x)))
-
-
 def cut_lite(m, size):
     """The package's modules use Python control flow (static 'same' padding fixed at construction), so each
     block is traced on its own, in eval mode: that records exactly its inference graph."""
-    mods = [_LiteStem(m)] + [_LiteBlock(b) for b in m._blocks] + [_LiteHead(m)]
+    mods = ([_LiteConvBnAct(m._conv_stem, m._bn0, m._swish)] + [_LiteBlock(b) for b in m._blocks] +
+            [_LiteConvBnAct(m._conv_head, m._bn1, m._swish)])
     blocks = _named(mods, last="head")
     x = torch.zeros(1, 3, size, size)
     traced = OrderedDict()

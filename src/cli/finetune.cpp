@@ -21,7 +21,7 @@ void setup_finetune(CLI::App& app, int* exit_code) {
       ->check(CLI::ExistingDirectory);
   sub->add_option("--fine-tune-layers", opt->fine_tune_layers,
                   "How many of the last backbone layers with parameters to unfreeze (`tlc inspect RUN/model.pt`); "
-                  "required unless --resume")
+                  "this or --fine-tune-blocks is required unless --resume")
       ->check(CLI::PositiveNumber);
   sub->add_option("--fine-tune-blocks", opt->fine_tune_blocks,
                   "Instead of --fine-tune-layers (not with it): unfreeze the last N blocks (ResNet: 1 = layer4; "

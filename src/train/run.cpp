@@ -91,9 +91,8 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   res.classes = folder.classes;
   Backbone backbone = Backbone::load(opt.backbone_path);
   const BackboneInfo bi = backbone.info();  // a copy: the backbone moves into the classifier below
-  // --fine-tune-blocks N: the layers inside the last N blocks (recorded in config.json, so --resume agrees).
-  if (opt.train.fine_tune_blocks > 0)
-    opt.train.fine_tune_layers = backbone.layers_in_last_blocks(opt.train.fine_tune_blocks);
+  // Too many layers or blocks is an error before anything in the run folder is touched (--overwrite).
+  if (opt.train.fine_tune_blocks > 0) backbone.layers_in_last_blocks(opt.train.fine_tune_blocks);
   if (opt.train.fine_tune_layers > backbone.layers_with_parameters())
     backbone.unfreeze_last(opt.train.fine_tune_layers);  // throws the error that names the layer count
 
@@ -131,6 +130,9 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   } else {
     clf = std::make_unique<TransferClassifier>(std::move(backbone), folder.classes, pre, topt);
   }
+  // --fine-tune-blocks N: the classifier resolved it to the layers inside the last N blocks; the log and
+  // config.json show that count (and --resume compares the blocks).
+  opt.train.fine_tune_layers = clf->options().fine_tune_layers;
   if (writer) guard.create();
   ProgressSink sink(out, opt.progress && opt.verbosity > 0 && writer);
   clf->set_progress([&sink](const std::string& l, int64_t d, int64_t n) { sink(l, d, n); });
