@@ -16,6 +16,8 @@
 
 namespace tlc {
 
+class GpuDecoder;
+
 struct ScanReport {
   std::vector<SkippedFile> broken;    // could not be decoded: skipped
   std::vector<SkippedFile> warnings;  // decoded with a warning: used
@@ -29,6 +31,8 @@ struct ChunkSink {
   std::function<void(const at::Tensor& pixels, int64_t items_done, int64_t items_total)> fn;
   int64_t chunk = 32;
   c10::Device device = c10::Device(c10::kCPU);
+  // When set (device is CUDA), chunks are decoded by it on the GPU instead of on the CPU threads.
+  GpuDecoder* gpu = nullptr;
 };
 
 // Images of any size (uint8 [N,H,W,3] RGB) to [N,size,size,3] the way decoding resizes files (same ResizeMode,

@@ -63,9 +63,10 @@ std::unique_ptr<Prefetcher> prefetch_batches(const ImageSet& set, std::vector<st
 
 // Image files decoded ahead, batch_size at a time in order: batch k is uint8 [m,S,S,3] for paths
 // [k*batch_size, k*batch_size+m). status[i] (sized like paths) says how file i went; it is written once the
-// batch holding i has been handed out by next(). A file that fails leaves its rows unspecified.
+// batch holding i has been handed out by next(). A file that fails leaves its rows unspecified. With `gpu`
+// (device is CUDA) the batches are decoded by it on the GPU; it must outlive the prefetcher.
 std::unique_ptr<Prefetcher> prefetch_files(const std::vector<std::string>& paths, int64_t batch_size,
                                            const DecodeOptions& opt, int threads, c10::Device device,
-                                           std::vector<DecodeStatus>& status);
+                                           std::vector<DecodeStatus>& status, GpuDecoder* gpu = nullptr);
 
 }  // namespace tlc

@@ -100,7 +100,7 @@ struct Prediction {
 // Decodes and classifies the given files; folders are walked for image files by list_image_files (the rule
 // training uses). Images above `max_pixels` fail with the reason instead of being decoded.
 std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
-                                      int threads, int64_t max_pixels = 100'000'000);
+                                      int threads, int64_t max_pixels = 100'000'000, GpuDecoder* gpu = nullptr);
 
 // "This image seems 97% dog, and 3% cat." for two classes; for more, the top-k as "Sneaker 91%, Bag 5%, ...".
 std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k);
@@ -155,6 +155,7 @@ struct BenchOptions {
   int threads = 0;
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda, as the other commands
   std::string precision = "auto";  // of the frozen backbone: auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
+  std::string decode = "auto";     // auto: also the GPU decoder's figures when it is available | cpu | gpu
 };
 
 struct BenchFigure {

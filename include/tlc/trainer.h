@@ -53,6 +53,9 @@ struct TrainOptions {
   // Frozen backbone passes: auto (bf16 on CUDA, fp32 on CPU), fp32, tf32 (CUDA matmul/conv in TF32), bf16.
   // The head, its optimizer and every pass that trains backbone layers stay in fp32.
   std::string precision = "auto";
+  // Where the first pass decodes JPEGs (tlc/gpu_decode.h): auto (the GPU when training on CUDA with nvJPEG
+  // built in), cpu, gpu. Later passes use the decoded pixels kept in memory, or decode on the CPU.
+  std::string decode = "auto";
 
   // Phase 2, fine-tuning: the last N layers with parameters train at fine_tune_lr (the head too, as in the
   // seeds, which recompile the whole model at a 10x lower rate) for fine_tune_epochs more epochs.
@@ -149,6 +152,8 @@ class TransferClassifier {
   const std::vector<std::string>& classes() const { return classes_; }
   const Preprocess& preprocess() const { return pre_; }
   c10::Device device() const { return device_; }
+  // The GPU decoder of the first pass, when it used one (for its counts in the log); else null.
+  const GpuDecoder* gpu_decoder() const { return gpu_decoder_.get(); }
 
   // Progress of long loops (feature extraction, each epoch's steps): label, done, total.
   using ProgressFn = std::function<void(const std::string&, int64_t, int64_t)>;
@@ -181,6 +186,7 @@ class TransferClassifier {
   };
   std::map<std::string, FirstPass> first_pass_;
   bool used_first_pass_ = false;
+  std::shared_ptr<GpuDecoder> gpu_decoder_;  // made by the first sink that decodes on the GPU
 
   // One optimizer step of the head on features (labels on the device), with the run's class weights.
   StepResult step_on_features(const at::Tensor& feats, const at::Tensor& labels, torch::optim::Optimizer& optim);

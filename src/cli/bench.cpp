@@ -46,6 +46,7 @@ void setup_bench(CLI::App& app, int* exit_code) {
   sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   sub->add_option("--precision", o->precision, "Frozen backbone precision: auto (bf16 channels-last on CUDA, fp32 on "
                   "CPU), fp32, tf32 or bf16")->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
+  add_decode_flag(sub, o->decode);
   sub->add_flag("--json", *json, "Print the figures as JSON");
   sub->callback([o, json, exit_code] { *exit_code = run_bench_cmd(*o, *json); });
 }

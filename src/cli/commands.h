@@ -27,5 +27,7 @@ void join_distributed_world(const TrainOptions& t);
 void add_label_flags(CLI::App* sub, LabelSource& labels);
 // --resize override and --max-pixels for commands that read images for a saved model (predict, evaluate).
 void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixels);
+// --decode auto|cpu|gpu (train, finetune, predict, bench): where JPEGs are decoded (tlc/gpu_decode.h).
+void add_decode_flag(CLI::App* sub, std::string& decode);
 
 }  // namespace tlc::cli

@@ -6,6 +6,7 @@
 #include <iostream>
 
 #include "commands.h"
+#include "tlc/gpu_decode.h"
 #include "tlc/image_io.h"
 #include "tlc/plots.h"
 #include "tlc/run.h"
@@ -28,6 +29,7 @@ struct PredictOptions {
   std::string device = "auto";
   double min_confidence = 0;
   std::string resize;  // empty: as the model was trained
+  std::string decode = "auto";
 };
 
 int run_predict(const PredictOptions& o) {
@@ -38,7 +40,9 @@ int run_predict(const PredictOptions& o) {
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
     std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel
               << "': with --min-confidence it also stands for images below the threshold" << std::endl;
-  std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads, o.max_pixels);
+  std::unique_ptr<GpuDecoder> gpu;
+  if (use_gpu_decode(parse_decode_backend(o.decode), model.device())) gpu = std::make_unique<GpuDecoder>(model.device());
+  std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads, o.max_pixels, gpu.get());
   int failed = 0;
   nlohmann::json out = nlohmann::json::array();
   if (o.csv) {
@@ -137,6 +141,7 @@ void setup_predict(CLI::App& app, int* exit_code) {
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_decode_flag(sub, o->decode);
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
 }
 

@@ -23,4 +23,12 @@ void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixe
       ->capture_default_str()->check(CLI::PositiveNumber);
 }
 
+void add_decode_flag(CLI::App* sub, std::string& decode) {
+  sub->add_option("--decode", decode,
+                  "Where JPEGs are decoded and resized: auto (on the GPU with nvJPEG when the device is CUDA and "
+                  "this build has it, else the CPU), cpu or gpu; files the GPU decoder does not take (progressive, "
+                  "grayscale, CMYK, EXIF-rotated, other formats) are decoded on the CPU either way")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "gpu"}));
+}
+
 }  // namespace tlc::cli

@@ -148,6 +148,7 @@ void setup_train(CLI::App& app, int* exit_code) {
   sub->add_option("--fine-tune-lr", opt->train.fine_tune_lr, "Learning rate while fine-tuning (unfrozen layers and head)")
       ->capture_default_str()->check(CLI::PositiveNumber);
   add_training_flags(sub, opt->train);
+  add_decode_flag(sub, opt->train.decode);  // the first pass decodes (finetune decodes on the CPU: no first pass)
   sub->add_option("--threads", opt->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--max-pixels", opt->max_pixels, "Refuse images with more pixels than this (decompression bombs)")
       ->capture_default_str()->check(CLI::PositiveNumber);

@@ -14,6 +14,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "gif.h"
+#include "jpeg_header.h"
 #include "resize.h"
 
 namespace tlc {
@@ -34,39 +35,6 @@ bool is_jpeg(const uint8_t* d, std::size_t n) { return n >= 3 && d[0] == 0xFF &&
 uint16_t rd16(const uint8_t* p, bool le) { return le ? (p[0] | p[1] << 8) : (p[0] << 8 | p[1]); }
 uint32_t rd32(const uint8_t* p, bool le) {
   return le ? (p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24) : (uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]);
-}
-
-// EXIF orientation (1..8) from a JPEG's APP1 segment; 1 when absent or unreadable.
-int jpeg_exif_orientation(const uint8_t* d, std::size_t n) {
-  std::size_t i = 2;
-  while (i + 4 <= n && d[i] == 0xFF) {
-    uint8_t marker = d[i + 1];
-    if (marker == 0xDA || marker == 0xD9) break;  // start of scan: no more metadata
-    std::size_t seg = (d[i + 2] << 8) | d[i + 3];
-    if (seg < 2 || i + 2 + seg > n) break;
-    const uint8_t* s = d + i + 4;
-    std::size_t slen = seg - 2;
-    if (marker == 0xE1 && slen >= 14 && std::memcmp(s, "Exif\0\0", 6) == 0) {
-      const uint8_t* t = s + 6;
-      std::size_t tlen = slen - 6;
-      bool le = t[0] == 'I' && t[1] == 'I';
-      if (!le && !(t[0] == 'M' && t[1] == 'M')) return 1;
-      uint32_t ifd = rd32(t + 4, le);
-      if (ifd + 2 > tlen) return 1;
-      uint16_t count = rd16(t + ifd, le);
-      for (uint16_t k = 0; k < count; ++k) {
-        std::size_t e = ifd + 2 + 12u * k;
-        if (e + 12 > tlen) return 1;
-        if (rd16(t + e, le) == 0x0112) {
-          uint16_t v = rd16(t + e + 8, le);
-          return (v >= 1 && v <= 8) ? v : 1;
-        }
-      }
-      return 1;
-    }
-    i += 2 + seg;
-  }
-  return 1;
 }
 
 void apply_orientation(cv::Mat& m, int o) {

@@ -6,6 +6,7 @@
 #include <opencv2/core.hpp>
 
 #include "tlc/error.h"
+#include "tlc/gpu_decode.h"
 #include "tlc/interrupt.h"
 #include "tlc/prefetch.h"
 #include "tlc/util.h"
@@ -39,6 +40,19 @@ ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions
       status[i] = load_resized(items[i].path, dst, opt);
     });
   };
+  // A chunk decoded on the GPU: its decodable rows stay on the device for the sink, and are copied down into
+  // the set's pixels when it stays in memory.
+  auto gpu_chunk = [&](int64_t b, int64_t e) {
+    std::vector<std::string> paths;
+    for (int64_t i = b; i < e; ++i) paths.push_back(items[i].path);
+    check_interrupt("decoding images");
+    at::Tensor dec = sink.gpu->decode_files(paths.data(), paths.size(), opt, status.data() + b, threads);
+    std::vector<int64_t> good;
+    for (int64_t i = b; i < e; ++i)
+      if (status[i].ok) good.push_back(i - b);
+    if (keep) all.narrow(0, b, e - b).copy_(dec.cpu());
+    return good.size() == paths.size() ? dec : dec.index_select(0, at::tensor(good, at::kLong).to(dec.device()));
+  };
   if (!sink.fn) {
     decode_range(0, n, nullptr);
   } else {
@@ -47,6 +61,7 @@ ImageSet ImageSet::scan(const std::vector<ImageItem>& items, const DecodeOptions
         (n + chunk - 1) / chunk,
         [&](int64_t k, bool pinned) {
           const int64_t b = k * chunk, e = std::min(n, b + chunk);
+          if (sink.gpu) return gpu_chunk(b, e);
           at::Tensor buf;
           if (!keep) buf = at::empty({e - b, opt.size, opt.size, 3}, at::kByte);
           decode_range(b, e, keep ? nullptr : buf.data_ptr<uint8_t>());

@@ -3,6 +3,7 @@
 #include <ATen/ATen.h>
 
 #include "tlc/error.h"
+#include "tlc/gpu_decode.h"
 #include "tlc/util.h"
 
 namespace tlc {
@@ -89,15 +90,16 @@ std::unique_ptr<Prefetcher> prefetch_batches(const ImageSet& set, std::vector<st
 
 std::unique_ptr<Prefetcher> prefetch_files(const std::vector<std::string>& paths, int64_t batch_size,
                                            const DecodeOptions& opt, int threads, c10::Device device,
-                                           std::vector<DecodeStatus>& status) {
+                                           std::vector<DecodeStatus>& status, GpuDecoder* gpu) {
   status.assign(paths.size(), DecodeStatus{});
   const auto bs = static_cast<size_t>(std::max<int64_t>(1, batch_size));
   const auto count = static_cast<int64_t>((paths.size() + bs - 1) / bs);
   const int64_t per = static_cast<int64_t>(opt.size) * opt.size * 3;
   return std::make_unique<Prefetcher>(
       count,
-      [&paths, &status, bs, opt, threads, per](int64_t k, bool pinned) {
+      [&paths, &status, bs, opt, threads, per, gpu](int64_t k, bool pinned) {
         const size_t b0 = static_cast<size_t>(k) * bs, b1 = std::min(paths.size(), b0 + bs);
+        if (gpu) return gpu->decode_files(paths.data() + b0, b1 - b0, opt, status.data() + b0, threads);
         at::Tensor pix = at::empty({static_cast<int64_t>(b1 - b0), opt.size, opt.size, 3},
                                    at::TensorOptions().dtype(at::kByte).pinned_memory(pinned));
         parallel_for(b1 - b0, threads, [&](size_t j) {

@@ -48,7 +48,7 @@ std::string predicted_label(const std::vector<float>& probs, const std::vector<s
 }
 
 std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
-                                      int threads, int64_t max_pixels) {
+                                      int threads, int64_t max_pixels, GpuDecoder* gpu) {
   // Folders are expanded with the same rule as training's class folders (hidden files skipped, image
   // extensions only, sorted); files named on the command line are taken as given, in that order.
   std::vector<std::string> files;
@@ -70,7 +70,7 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
   const auto bs = static_cast<size_t>(batch_size);
   // Batch k+1 is decoded (into pinned memory for a GPU) while batch k is classified.
   std::vector<DecodeStatus> status;
-  auto batches = prefetch_files(files, batch_size, dopt, threads, model.device(), status);
+  auto batches = prefetch_files(files, batch_size, dopt, threads, model.device(), status, gpu);
   const int64_t nbatches = batches->count();
   for (int64_t k = 0; k < nbatches; ++k) {
     at::Tensor pix = batches->next();  // the statuses of its images are written once this returns

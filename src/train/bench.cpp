@@ -13,6 +13,7 @@
 #include "tlc/backbone.h"
 #include "tlc/dataset.h"
 #include "tlc/error.h"
+#include "tlc/gpu_decode.h"
 #include "tlc/image_io.h"
 #include "tlc/normalize.h"
 #include "tlc/prefetch.h"
@@ -103,9 +104,33 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
                     static_cast<double>(blobs.size()) / t});
   }
 
+  // 1b. The same on the GPU (nvJPEG + the resize kernel), batch_size images per call, when it is used.
+  const c10::Device dev = resolve_device(opt.device);
+  const DecodeBackend decode = parse_decode_backend(opt.decode);
+  std::unique_ptr<GpuDecoder> gpu;
+  if (use_gpu_decode(decode, dev)) gpu = std::make_unique<GpuDecoder>(dev);
+  if (gpu) {
+    DecodeOptions dopt;
+    dopt.size = size;
+    std::vector<DecodeStatus> st(blobs.size());
+    const size_t bs = static_cast<size_t>(opt.batch_size);
+    t = median_seconds(opt.iterations, [&] {
+      for (size_t b0 = 0; b0 < blobs.size(); b0 += bs) {
+        std::vector<const std::vector<uint8_t>*> enc;
+        for (size_t i = b0; i < std::min(blobs.size(), b0 + bs); ++i) enc.push_back(&blobs[i]);
+        gpu->decode(enc, dopt, st.data() + b0, threads);
+      }
+    });
+    const auto c = gpu->counts();
+    figs.push_back({"decode_resize_gpu", "img/s",
+                    source + ", nvJPEG " + gpu->backend() + " backend, batch " + std::to_string(bs) + ", " +
+                        std::to_string(c.gpu) + " of " + std::to_string(c.gpu + c.cpu) +
+                        " decodes on the GPU (the rest on the CPU path)",
+                    static_cast<double>(blobs.size()) / t});
+  }
+
   // 2. Normalize op: bytes read + written per second, as float32 NCHW (the form PyTorch's op chain gives) and
   // as bf16 channels-last (what the frozen backbone takes on a GPU).
-  const c10::Device dev = resolve_device(opt.device);
   at::Tensor u8 = at::randint(0, 256, {opt.batch_size, opt.image_size, opt.image_size, 3}, at::kByte).to(dev);
   NormalizeSpec spec = NormalizeSpec::from_mode(NormalizeMode::minus1to1);
   auto sync = [&] {
@@ -162,18 +187,25 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
     paths.push_back(folder.items[i].path);
   DecodeOptions dopt;
   dopt.size = size;
-  auto first_pass = [&] {
-    at::NoGradGuard ng;
-    std::vector<DecodeStatus> status;
-    auto batches = prefetch_files(paths, opt.batch_size, dopt, threads, dev, status);
-    for (int64_t k = 0; k < batches->count(); ++k) bb.pooled_features(input(batches->next()));
-    sync();
-  };
-  t = median_seconds(std::min(opt.iterations, 3), first_pass);
-  figs.push_back({"first_pass", "img/s",
-                  std::to_string(paths.size()) + " files from " + opt.images_dir + " -> features, " + what + ", " +
-                      std::to_string(threads) + " decoding threads",
-                  static_cast<double>(paths.size()) / t});
+  // On the CPU decoding threads (unless --decode gpu), and with the GPU decoder when it is used.
+  std::vector<GpuDecoder*> decoders;
+  if (decode != DecodeBackend::gpu) decoders.push_back(nullptr);
+  if (gpu) decoders.push_back(gpu.get());
+  for (GpuDecoder* g : decoders) {
+    auto first_pass = [&] {
+      at::NoGradGuard ng;
+      std::vector<DecodeStatus> status;
+      auto batches = prefetch_files(paths, opt.batch_size, dopt, threads, dev, status, g);
+      for (int64_t k = 0; k < batches->count(); ++k) bb.pooled_features(input(batches->next()));
+      sync();
+    };
+    t = median_seconds(std::min(opt.iterations, 3), first_pass);
+    figs.push_back({g ? "first_pass_gpu_decode" : "first_pass", "img/s",
+                    std::to_string(paths.size()) + " files from " + opt.images_dir + " -> features, " + what + ", " +
+                        (g ? "nvJPEG " + g->backend() + " backend (CPU path for what it does not take) and " : "") +
+                        std::to_string(threads) + " decoding threads",
+                    static_cast<double>(paths.size()) / t});
+  }
   return figs;
 }
 

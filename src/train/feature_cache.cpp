@@ -9,6 +9,7 @@
 
 #include "tlc/dist.h"
 #include "tlc/error.h"
+#include "tlc/gpu_decode.h"
 #include "tlc/image_io.h"
 #include "tlc/prefetch.h"
 #include "tlc/util.h"
@@ -162,6 +163,10 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
   sink.chunk = opt_.batch_size;
   sink.device = device_;
+  if (use_gpu_decode(parse_decode_backend(opt_.decode), device_)) {
+    if (!gpu_decoder_) gpu_decoder_ = std::make_shared<GpuDecoder>(device_);
+    sink.gpu = gpu_decoder_.get();
+  }
   const bool flipped = role == "train" && opt_.augment == "flip";
   first_pass_[role] = FirstPass{};
   // The first pass is where a large data set spends its first minutes: it shows progress like extraction.

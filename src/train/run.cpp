@@ -10,6 +10,7 @@
 #include "checkpoint.h"
 #include "tlc/dist.h"
 #include "tlc/error.h"
+#include "tlc/gpu_decode.h"
 #include "tlc/preprocess.h"
 #include "tlc/run.h"
 #include "tlc/run_folder.h"
@@ -172,6 +173,11 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
   report_data(p, opt.out_dir, t.seed, log, opt.verbosity, opt.strict);
+  if (const GpuDecoder* g = clf->gpu_decoder())
+    log << "  decoded on the GPU (nvJPEG, " << g->backend() << " backend): " << g->counts().gpu << " image(s); on the CPU: "
+        << g->counts().cpu << " (formats the GPU decoder does not take)"
+        << (g->counts().failed_batches > 0 ? ", after " + count_noun(g->counts().failed_batches, "failed GPU batch", "failed GPU batches") : "")
+        << "\n";
   warn_without_validation(p, t, log);
   if (writer)
     write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, listed, &p, bi, pre, clf->device().str())));
