@@ -2,8 +2,9 @@
 """PyTorch eager reference figures measured in the same run as `tlc bench`, for scripts/gpu_check.sh:
 device-to-device copy bandwidth, the torch op chain for normalization
 (x.permute(0,3,1,2).float().div(127.5).sub(1)), the same ending in bf16 channels-last, and frozen VGG16 conv base + GAP at batch B in bf16
-channels-last. Prints one JSON object. Usage: torch_reference.py --backbone vgg16.pt [--batch 256] [--size 160]
-[--device cuda|cpu] [--iters 20]"""
+channels-last; with --images, torchvision's GPU JPEG decoding (decode_jpeg(device="cuda"), nvJPEG) + antialiased
+resize of those files from memory, batch B. Prints one JSON object. Usage: torch_reference.py --backbone vgg16.pt
+[--batch 256] [--size 160] [--device cuda|cpu] [--iters 20] [--images DIR --count N]"""
 import argparse
 import json
 import time
@@ -41,6 +42,8 @@ def main():
     ap.add_argument("--size", type=int, default=160)
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--iters", type=int, default=20)
+    ap.add_argument("--images", help="folder of JPEG files (searched recursively) for the GPU decoding figure")
+    ap.add_argument("--count", type=int, default=2000)
     a = ap.parse_args()
     dev = a.device
     out = {"device": dev, "torch": torch.__version__, "batch": a.batch, "size": a.size}
@@ -68,7 +71,30 @@ def main():
         else:
             t = timeit(lambda: m(inp).mean([2, 3]), max(2, a.iters // 5), dev)
             out["backbone_fp32_img_s"] = a.batch / t
+    if a.images and dev == "cuda":
+        out.update(torchvision_decode(a.images, a.count, a.batch, a.size))
     print(json.dumps(out))
+
+
+def torchvision_decode(folder, count, batch, size):
+    """Files already in memory -> [n,3,size,size] uint8 on the GPU, as tlc's decode_resize_gpu figure measures."""
+    import os
+
+    import torch.nn.functional as F
+    import torchvision
+    from torchvision.io import decode_jpeg
+
+    paths = sorted(os.path.join(r, f) for r, _, fs in os.walk(folder) for f in fs if f.lower().endswith(".jpg"))[:count]
+    blobs = [torchvision.io.read_file(p) for p in paths]
+
+    def run():
+        for b0 in range(0, len(blobs), batch):
+            imgs = decode_jpeg(blobs[b0:b0 + batch], device="cuda")
+            for im in imgs:
+                F.interpolate(im[None].float(), size=(size, size), mode="bilinear", antialias=True).round().to(torch.uint8)
+
+    t = timeit(run, 3, "cuda")
+    return {"torchvision_decode_resize_img_s": len(blobs) / t, "torchvision_decode_files": len(blobs)}
 
 
 if __name__ == "__main__":
