@@ -102,7 +102,8 @@ if ! skip gpu; then
   fi
 fi
 DECODE=${DECODE:-auto}
-grep -q "TLC_WITH_NVJPEG: ON" "$OUT/configure.log" 2>/dev/null || DECODE=cpu
+# The build decides (a second run with GPU_CHECK_SKIP="build ..." has no configure.log in its fresh $OUT).
+grep -q "^NVJPEG_LIBRARY:FILEPATH=/" "$B/CMakeCache.txt" 2>/dev/null || DECODE=cpu
 
 VGG=$B/tests/test_models/vgg16_random.pt
 IMAGES=/tmp/bench_images
@@ -157,7 +158,7 @@ if ! skip nccl; then
   # feature gathers, agreement checks and the final barrier go through NCCL. 2-rank Gloo runs are ctests.
   timed timeout -k 5 120 python3 -m torch.distributed.run --no-python --standalone --nproc-per-node 1 ./$B/tlc train \
     $IMAGES --backbone $VGG --device $DEV --image-size $SIZE --batch-size 128 --no-progress --epochs 2 \
-    --fine-tune-layers 3 --fine-tune-epochs 1 --dist-timeout 60 --out /tmp/run_nccl > "$OUT/train_nccl.log" 2>&1
+    --fine-tune-layers 3 --fine-tune-epochs 1 --dist-timeout 60 --decode $DECODE --out /tmp/run_nccl > "$OUT/train_nccl.log" 2>&1
   nccl_rc=$rc
   note "NCCL via torchrun: exit $nccl_rc in ${secs} s; $(grep -E '^test:' "$OUT/train_nccl.log" | tail -1)"
   [ $nccl_rc -eq 0 ] || tail -5 "$OUT/train_nccl.log"

@@ -72,7 +72,10 @@ def main():
             t = timeit(lambda: m(inp).mean([2, 3]), max(2, a.iters // 5), dev)
             out["backbone_fp32_img_s"] = a.batch / t
     if a.images and dev == "cuda":
-        out.update(torchvision_decode(a.images, a.count, a.batch, a.size))
+        try:  # an error here must not cost the figures above
+            out.update(torchvision_decode(a.images, a.count, a.batch, a.size))
+        except Exception as e:  # noqa: BLE001 - reported in the JSON, the check goes on
+            out["torchvision_decode_error"] = f"{type(e).__name__}: {e}"
     print(json.dumps(out))
 
 

@@ -45,6 +45,21 @@ TEST(GpuDecodeChoice, HeaderGivesSizeComponentsAndOrientation) {
   EXPECT_EQ(tlc::gpu_jpeg_refusal(junk.data(), junk.size(), 100), "JPEG headers not readable");
 }
 
+// An EXIF block whose IFD offset is near 2^32: the offset check must not wrap (it read ~4 GB past the buffer).
+TEST(GpuDecodeChoice, ExifOffsetNearTwoToThe32IsNotFollowed) {
+  for (uint32_t ifd : {0xFFFFFFFEu, 0xFFFFFFFFu, 0xFFFFFFF8u, 9u}) {
+    std::vector<uint8_t> f = {0xFF, 0xD8, 0xFF, 0xE1, 0x00, 0x10, 'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 0x2A, 0x00,
+                              static_cast<uint8_t>(ifd), static_cast<uint8_t>(ifd >> 8), static_cast<uint8_t>(ifd >> 16),
+                              static_cast<uint8_t>(ifd >> 24), 0xFF, 0xD9};
+    EXPECT_EQ(tlc::jpeg_exif_orientation(f.data(), f.size()), 1) << ifd;
+    EXPECT_EQ(tlc::gpu_jpeg_refusal(f.data(), f.size(), 100), "JPEG headers not readable");
+    std::vector<uint8_t> px(16 * 16 * 3);
+    tlc::DecodeOptions opt;
+    opt.size = 16;
+    EXPECT_FALSE(tlc::decode_resized(f.data(), f.size(), px.data(), opt).ok);  // the CPU path reads it too
+  }
+}
+
 TEST(GpuDecodeChoice, CmykJpegStaysOnTheCpu) {
   TempDir t;
   const std::string py = t.str("cmyk.py"), out = t.str("cmyk.jpg");

@@ -28,6 +28,13 @@ bool gpu_decode_compiled();
 // tlc::Error naming the way out when the device is not CUDA or the build has no nvJPEG.
 bool use_gpu_decode(DecodeBackend b, const c10::Device& device);
 
+class GpuDecoder;
+
+// The decoder for --decode `b` on `device`, or null when images are decoded on the CPU. With auto, a GPU
+// decoder that cannot start (an nvJPEG error) means the CPU, said once per process on stderr; with gpu it is
+// the error.
+std::unique_ptr<GpuDecoder> open_gpu_decoder(DecodeBackend b, const c10::Device& device);
+
 class GpuDecoder {
  public:
   // Throws tlc::Error when this build has no nvJPEG or nvJPEG cannot start on `device`.

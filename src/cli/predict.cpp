@@ -40,8 +40,7 @@ int run_predict(const PredictOptions& o) {
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
     std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel
               << "': with --min-confidence it also stands for images below the threshold" << std::endl;
-  std::unique_ptr<GpuDecoder> gpu;
-  if (use_gpu_decode(parse_decode_backend(o.decode), model.device())) gpu = std::make_unique<GpuDecoder>(model.device());
+  std::unique_ptr<GpuDecoder> gpu = open_gpu_decoder(parse_decode_backend(o.decode), model.device());
   std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads, o.max_pixels, gpu.get());
   int failed = 0;
   nlohmann::json out = nlohmann::json::array();

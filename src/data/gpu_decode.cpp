@@ -2,6 +2,9 @@
 // (the nvJPEG side is src/data/nvjpeg_decoder.cpp, built when TLC_WITH_NVJPEG).
 #include "tlc/gpu_decode.h"
 
+#include <atomic>
+#include <iostream>
+
 #include "tlc/error.h"
 #include "tlc/util.h"
 
@@ -41,6 +44,20 @@ bool use_gpu_decode(DecodeBackend b, const c10::Device& device) {
     throw Error("--decode gpu: this build has no GPU JPEG decoder (nvJPEG was not found when tlc was built: install "
                 "the nvidia-nvjpeg wheel into the venv and rebuild, see docs/GPU.md); use --decode cpu");
   return true;
+}
+
+std::unique_ptr<GpuDecoder> open_gpu_decoder(DecodeBackend b, const c10::Device& device) {
+  static std::atomic<bool> failed{false};  // nvJPEG that could not start once will not start later either
+  if (!use_gpu_decode(b, device) || (b == DecodeBackend::automatic && failed.load())) return nullptr;
+  try {
+    return std::make_unique<GpuDecoder>(device);
+  } catch (const Error& e) {
+    if (b == DecodeBackend::gpu) throw;
+    if (!failed.exchange(true))
+      std::cerr << "tlc: warning: GPU JPEG decoding is unavailable (" << e.what() << "): decoding on the CPU"
+                << std::endl;
+    return nullptr;
+  }
 }
 
 at::Tensor GpuDecoder::decode_files(const std::string* paths, std::size_t n, const DecodeOptions& opt,

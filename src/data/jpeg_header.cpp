@@ -17,12 +17,12 @@ int exif_orientation(const uint8_t* s, std::size_t slen) {
   const std::size_t tlen = slen - 6;
   const bool le = t[0] == 'I' && t[1] == 'I';
   if (!le && !(t[0] == 'M' && t[1] == 'M')) return 1;
-  const uint32_t ifd = rd32(t + 4, le);
-  if (ifd + 2 > tlen) return 1;
+  const std::size_t ifd = rd32(t + 4, le);  // size_t: an offset near 2^32 must not wrap the check below
+  if (ifd > tlen || tlen - ifd < 2) return 1;
   const uint16_t count = rd16(t + ifd, le);
-  for (uint16_t k = 0; k < count; ++k) {
-    const std::size_t e = ifd + 2 + 12u * k;
-    if (e + 12 > tlen) return 1;
+  for (std::size_t k = 0; k < count; ++k) {
+    const std::size_t e = ifd + 2 + 12 * k;
+    if (e > tlen || tlen - e < 12) return 1;
     if (rd16(t + e, le) == 0x0112) {
       const uint16_t v = rd16(t + e + 8, le);
       return (v >= 1 && v <= 8) ? v : 1;

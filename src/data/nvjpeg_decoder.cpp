@@ -1,7 +1,7 @@
 // GpuDecoder on nvJPEG: the JPEGs it may take (gpu_jpeg_refusal, and on the hardware backend what
 // nvjpegDecodeBatchedSupported accepts) are decoded in one nvjpegDecodeBatched call at full size into
 // interleaved RGB, then resized on the GPU (cuda/resize.cu, the CPU path's geometry and interpolation rule);
-// the rest is decoded by the CPU path on the decoding threads meanwhile and copied up. Everything runs on a
+// the rest is decoded by the CPU path on the decoding threads and copied up. Everything runs on a
 // stream of the decoder's own and is finished when decode() returns; the output is marked as used by the
 // caller's stream, so the caching allocator does not hand its memory out again before the caller is done.
 #include <ATen/ATen.h>
@@ -52,6 +52,7 @@ struct GpuDecoder::Impl {
   nvjpegJpegState_t state = nullptr;
   nvjpegJpegStream_t parsed = nullptr;  // header parse for the hardware backend's per-image check
   bool hardware = false;
+  std::string backend_name;
   int batch_initialized = -1;
   Counts counts;
 
@@ -71,21 +72,29 @@ GpuDecoder::GpuDecoder(c10::Device device) {
   // The hardware JPEG engines (A100, H100/H200) first, then the GPU-assisted Huffman decoder; TLC_NVJPEG_BACKEND
   // (hardware | gpu_hybrid | default) forces one, to compare them.
   const char* forced = std::getenv("TLC_NVJPEG_BACKEND");
-  std::vector<std::pair<nvjpegBackend_t, bool>> order = {{NVJPEG_BACKEND_HARDWARE, true},
-                                                         {NVJPEG_BACKEND_GPU_HYBRID, false},
-                                                         {NVJPEG_BACKEND_DEFAULT, false}};
+  struct Choice {
+    nvjpegBackend_t backend;
+    const char* name;
+  };
+  std::vector<Choice> order = {{NVJPEG_BACKEND_HARDWARE, "hardware"},
+                               {NVJPEG_BACKEND_GPU_HYBRID, "gpu_hybrid"},
+                               {NVJPEG_BACKEND_DEFAULT, "default"}};
   if (forced && *forced) {
     const std::string f = forced;
-    if (f == "hardware") order = {{NVJPEG_BACKEND_HARDWARE, true}};
-    else if (f == "gpu_hybrid") order = {{NVJPEG_BACKEND_GPU_HYBRID, false}};
-    else if (f == "default") order = {{NVJPEG_BACKEND_DEFAULT, false}};
-    else throw Error("TLC_NVJPEG_BACKEND=" + f + ": choose hardware, gpu_hybrid or default");
+    std::vector<Choice> one;
+    for (const Choice& c : order)
+      if (f == c.name) one.push_back(c);
+    if (one.empty()) throw Error("TLC_NVJPEG_BACKEND=" + f + ": choose hardware, gpu_hybrid or default");
+    order = one;
   }
+  // Chroma upsampling with interpolation, as libjpeg-turbo does (nvJPEG's default replicates chroma pixels,
+  // which differs by tens of levels at colour edges).
   nvjpegStatus_t s = NVJPEG_STATUS_NOT_INITIALIZED;
-  for (const auto& [backend, hw] : order) {
-    s = nvjpegCreateEx(backend, nullptr, nullptr, NVJPEG_FLAGS_DEFAULT, &impl_->handle);
+  for (const Choice& c : order) {
+    s = nvjpegCreateEx(c.backend, nullptr, nullptr, NVJPEG_FLAGS_UPSAMPLING_WITH_INTERPOLATION, &impl_->handle);
     if (s == NVJPEG_STATUS_SUCCESS) {
-      impl_->hardware = hw;
+      impl_->hardware = c.backend == NVJPEG_BACKEND_HARDWARE;
+      impl_->backend_name = c.name;
       break;
     }
     impl_->handle = nullptr;
@@ -100,7 +109,7 @@ GpuDecoder::GpuDecoder(c10::Device device) {
 GpuDecoder::~GpuDecoder() = default;
 
 GpuDecoder::Counts GpuDecoder::counts() const { return impl_->counts; }
-std::string GpuDecoder::backend() const { return impl_->hardware ? "hardware" : "gpu_hybrid/default"; }
+std::string GpuDecoder::backend() const { return impl_->backend_name; }
 
 at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& encoded, const DecodeOptions& opt,
                               DecodeStatus* status, int threads) {
@@ -137,7 +146,13 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
       const JpegHeader& h = headers[on_gpu[k]];
       offset[k + 1] = offset[k] + static_cast<int64_t>(h.width) * h.height * 3;
     }
-    at::Tensor full = at::empty({offset.back()}, u8);
+    // A batch whose full-size pixels do not fit in GPU memory is decoded on the CPU instead of failing the run.
+    at::Tensor full;
+    try {
+      full = at::empty({offset.back()}, u8);
+    } catch (const c10::OutOfMemoryError&) {
+      ++m.counts.failed_batches;
+    }
     std::vector<const unsigned char*> data;
     std::vector<size_t> lengths;
     std::vector<nvjpegImage_t> dst(on_gpu.size());
@@ -146,19 +161,21 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
       data.push_back(b.data());
       lengths.push_back(b.size());
       std::memset(&dst[k], 0, sizeof(nvjpegImage_t));
-      dst[k].channel[0] = full.data_ptr<uint8_t>() + offset[k];
+      if (full.defined()) dst[k].channel[0] = full.data_ptr<uint8_t>() + offset[k];
       dst[k].pitch[0] = static_cast<size_t>(headers[on_gpu[k]].width) * 3;
     }
-    nvjpegStatus_t s = NVJPEG_STATUS_SUCCESS;
-    if (m.batch_initialized != mcount) {
+    nvjpegStatus_t s = full.defined() ? NVJPEG_STATUS_SUCCESS : NVJPEG_STATUS_ALLOCATOR_FAILURE;
+    if (s == NVJPEG_STATUS_SUCCESS && m.batch_initialized != mcount) {
       s = nvjpegDecodeBatchedInitialize(m.handle, m.state, mcount, 1, NVJPEG_OUTPUT_RGBI);
       m.batch_initialized = s == NVJPEG_STATUS_SUCCESS ? mcount : -1;
     }
     if (s == NVJPEG_STATUS_SUCCESS)
       s = nvjpegDecodeBatched(m.handle, m.state, data.data(), lengths.data(), dst.data(), m.stream.stream());
     if (s != NVJPEG_STATUS_SUCCESS) {
-      // One bad image fails the whole batch: decode them all on the CPU, which reports each file.
-      ++m.counts.failed_batches;
+      // One bad image fails the whole batch: decode them all on the CPU, which reports each file. The batched
+      // state is initialized again before the next batch (that is how nvJPEG resets a failed batch).
+      if (full.defined()) ++m.counts.failed_batches;
+      m.batch_initialized = -1;
       on_cpu.insert(on_cpu.end(), on_gpu.begin(), on_gpu.end());
       on_gpu.clear();
     } else {

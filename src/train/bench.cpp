@@ -107,8 +107,7 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
   // 1b. The same on the GPU (nvJPEG + the resize kernel), batch_size images per call, when it is used.
   const c10::Device dev = resolve_device(opt.device);
   const DecodeBackend decode = parse_decode_backend(opt.decode);
-  std::unique_ptr<GpuDecoder> gpu;
-  if (use_gpu_decode(decode, dev)) gpu = std::make_unique<GpuDecoder>(dev);
+  std::unique_ptr<GpuDecoder> gpu = open_gpu_decoder(decode, dev);
   if (gpu) {
     DecodeOptions dopt;
     dopt.size = size;

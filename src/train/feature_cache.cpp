@@ -105,6 +105,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       h.add(to_string(pre_.resize));                            // stretch, crop and pad give other pixels
       h.add(static_cast<int64_t>(backbone_.frozen_dtype()));    // bf16 features are not fp32 features
       h.add(static_cast<int64_t>(flip_aug));
+      h.add(std::string(gpu_decoder_ ? "decode:nvjpeg" : "decode:cpu"));  // decoders differ by a level or two
       for (const ImageSet* s : {&train, val}) {
         if (!s) continue;
         h.add(std::string("set"));
@@ -163,10 +164,8 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
   sink.chunk = opt_.batch_size;
   sink.device = device_;
-  if (use_gpu_decode(parse_decode_backend(opt_.decode), device_)) {
-    if (!gpu_decoder_) gpu_decoder_ = std::make_shared<GpuDecoder>(device_);
-    sink.gpu = gpu_decoder_.get();
-  }
+  if (!gpu_decoder_) gpu_decoder_ = open_gpu_decoder(parse_decode_backend(opt_.decode), device_);
+  sink.gpu = gpu_decoder_.get();
   const bool flipped = role == "train" && opt_.augment == "flip";
   first_pass_[role] = FirstPass{};
   // The first pass is where a large data set spends its first minutes: it shows progress like extraction.
