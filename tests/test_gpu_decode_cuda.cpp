@@ -120,6 +120,11 @@ TEST(GpuDecode, TrainingWithGpuDecodingMatchesCpuDecoding) {
   }
   std::cout << "[gpu-decode] val accuracy: --decode cpu " << acc[0] << ", --decode gpu " << acc[1] << "\n";
   EXPECT_NEAR(acc[1], acc[0], 0.12);  // two of the 18 validation images
+  // Without a first pass --decode gpu has nothing to do, and the log says so.
+  auto r = run_command(train_cmd(t.str("data"), source("models/tiny_bn.pt"), t.str("nopass"),
+                                 "--device cuda --epochs 1 --image-size 64 --cache-features off --decode gpu"));
+  ASSERT_EQ(r.exit_code, 0) << r.out;
+  EXPECT_NE(r.out.find("note: --decode gpu decodes during the first pass"), std::string::npos) << r.out;
 }
 
 #ifdef TLC_WITH_CUDA

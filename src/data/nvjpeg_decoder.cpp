@@ -10,6 +10,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <nvjpeg.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -116,13 +117,15 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
   Impl& m = *impl_;
   const int64_t n = static_cast<int64_t>(encoded.size());
   const int64_t S = opt.size, per = S * S * 3;
+  // The stream the caller's thread works on. The prefetch worker that calls this and the training loop that
+  // takes its batches both use the default stream, so this is also the consumer's stream.
   const c10::cuda::CUDAStream caller = c10::cuda::getCurrentCUDAStream(m.device.index());
   c10::cuda::CUDAGuard device_guard(m.device);
   c10::cuda::CUDAStreamGuard stream_guard(m.stream);  // allocations below belong to the decoder's stream
   const auto u8 = at::TensorOptions().dtype(at::kByte).device(m.device);
   at::Tensor out = at::zeros({n, S, S, 3}, u8);
 
-  // Which images go to nvJPEG. Headers are read on this thread (cheap), in order.
+  // Which images go to nvJPEG: headers read on this thread, in order (the hardware check reads headers only).
   std::vector<int64_t> on_gpu, on_cpu;
   std::vector<JpegHeader> headers(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
@@ -132,30 +135,33 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
     bool gpu = !b.empty() && gpu_jpeg_refusal(b.data(), b.size(), opt.max_pixels, &headers[i]).empty();
     if (gpu && m.hardware) {
       int unsupported = 1;
-      gpu = nvjpegJpegStreamParse(m.handle, b.data(), b.size(), 0, 0, m.parsed) == NVJPEG_STATUS_SUCCESS &&
+      gpu = nvjpegJpegStreamParseHeader(m.handle, b.data(), b.size(), m.parsed) == NVJPEG_STATUS_SUCCESS &&
             nvjpegDecodeBatchedSupported(m.handle, m.parsed, &unsupported) == NVJPEG_STATUS_SUCCESS && unsupported == 0;
     }
     (gpu ? on_gpu : on_cpu).push_back(i);
   }
 
-  // nvJPEG: one batched call into one buffer, full size, interleaved RGB.
-  if (!on_gpu.empty()) {
-    const int mcount = static_cast<int>(on_gpu.size());
-    std::vector<int64_t> offset(on_gpu.size() + 1, 0);
+  // nvJPEG: one batched call into one buffer, full size, interleaved RGB, then the resize kernel; queued on the
+  // decoder's stream, so the CPU path below runs while the GPU (or its JPEG engines) work. What the queued work
+  // reads from the host (data, lengths, dst, jobs) lives until the synchronization at the end.
+  const int mcount = static_cast<int>(on_gpu.size());
+  std::vector<int64_t> offset(on_gpu.size() + 1, 0);
+  std::vector<const unsigned char*> data;
+  std::vector<size_t> lengths;
+  std::vector<nvjpegImage_t> dst(on_gpu.size());
+  std::vector<cuda::ResizeJob> jobs;
+  at::Tensor full;
+  if (mcount > 0) {
     for (size_t k = 0; k < on_gpu.size(); ++k) {
       const JpegHeader& h = headers[on_gpu[k]];
       offset[k + 1] = offset[k] + static_cast<int64_t>(h.width) * h.height * 3;
     }
     // A batch whose full-size pixels do not fit in GPU memory is decoded on the CPU instead of failing the run.
-    at::Tensor full;
     try {
       full = at::empty({offset.back()}, u8);
     } catch (const c10::OutOfMemoryError&) {
       ++m.counts.failed_batches;
     }
-    std::vector<const unsigned char*> data;
-    std::vector<size_t> lengths;
-    std::vector<nvjpegImage_t> dst(on_gpu.size());
     for (size_t k = 0; k < on_gpu.size(); ++k) {
       const auto& b = *encoded[on_gpu[k]];
       data.push_back(b.data());
@@ -177,9 +183,9 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
       if (full.defined()) ++m.counts.failed_batches;
       m.batch_initialized = -1;
       on_cpu.insert(on_cpu.end(), on_gpu.begin(), on_gpu.end());
+      std::sort(on_cpu.begin(), on_cpu.end());
       on_gpu.clear();
     } else {
-      std::vector<cuda::ResizeJob> jobs;
       for (size_t k = 0; k < on_gpu.size(); ++k) {
         const JpegHeader& h = headers[on_gpu[k]];
         jobs.push_back(cuda::make_resize_job(full.data_ptr<uint8_t>() + offset[k], static_cast<int64_t>(h.width) * 3,
@@ -198,8 +204,6 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
                                      static_cast<int>(S), resized.data_ptr<uint8_t>(), m.stream.stream()),
                  "GPU resize kernel");
       out.index_copy_(0, at::tensor(on_gpu, at::kLong).to(m.device), resized);
-      // The host vectors (jobs) must outlive the copy: wait here, before they go out of scope.
-      check_cuda(cudaStreamSynchronize(m.stream.stream()), "GPU JPEG decoding");
     }
   }
 
@@ -209,8 +213,9 @@ at::Tensor GpuDecoder::decode(const std::vector<const std::vector<uint8_t>*>& en
                                 at::TensorOptions().dtype(at::kByte).pinned_memory(true));
     parallel_for(on_cpu.size(), threads, [&](size_t k) {
       const auto& b = *encoded[on_cpu[k]];
-      status[on_cpu[k]] = decode_resized(b.data(), b.size(), host.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per, opt);
-      if (!status[on_cpu[k]].ok) std::memset(host.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per, 0, per);
+      uint8_t* rows = host.data_ptr<uint8_t>() + static_cast<int64_t>(k) * per;
+      status[on_cpu[k]] = decode_resized(b.data(), b.size(), rows, opt);
+      if (!status[on_cpu[k]].ok) std::memset(rows, 0, static_cast<size_t>(per));
     });
     out.index_copy_(0, at::tensor(on_cpu, at::kLong).to(m.device), host.to(m.device, /*non_blocking=*/true));
   }

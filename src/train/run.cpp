@@ -173,6 +173,9 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   res.broken = static_cast<int64_t>(p.report.broken.size());
   res.ignored = static_cast<int64_t>(p.folder.ignored.size() + p.val_folder.ignored.size() + p.test_folder.ignored.size());
   report_data(p, opt.out_dir, t.seed, log, opt.verbosity, opt.strict);
+  if (t.decode == "gpu" && !clf->gpu_decoder())
+    log << "  note: --decode gpu decodes during the first pass, and this run has none (continued run, no head epochs "
+           "or --cache-features off): its images were decoded on the CPU\n";
   if (const GpuDecoder* g = clf->gpu_decoder())
     log << "  decoded on the GPU (nvJPEG, " << g->backend() << " backend): " << g->counts().gpu << " image(s); on the CPU: "
         << g->counts().cpu << " (formats the GPU decoder does not take)"
