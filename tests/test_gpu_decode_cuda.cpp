@@ -131,7 +131,7 @@ TEST(GpuDecode, TrainingWithGpuDecodingMatchesCpuDecoding) {
 // The resize kernel on the device gives the bytes of its CPU emulation (which equals cv::resize bit for bit,
 // tests/test_resize_kernel.cpp): every mode, enlarging and shrinking, pitched sources, several jobs a launch.
 TEST(GpuDecode, ResizeKernelEqualsItsCpuEmulation) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << kNoGpuDecoder;
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device: run scripts/gpu_check.sh on a GPU machine";
   struct Case { int w, h; };
   const Case cases[] = {{500, 375}, {40, 40}, {1000, 17}, {161, 97}, {320, 320}, {7, 5}, {160, 160}, {33, 300}};
   at::manual_seed(5);

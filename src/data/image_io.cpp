@@ -13,6 +13,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "byte_order.h"
 #include "gif.h"
 #include "jpeg_header.h"
 #include "resize.h"
@@ -32,10 +33,8 @@ tjhandle thread_decompressor() {
 
 bool is_jpeg(const uint8_t* d, std::size_t n) { return n >= 3 && d[0] == 0xFF && d[1] == 0xD8 && d[2] == 0xFF; }
 
-uint16_t rd16(const uint8_t* p, bool le) { return le ? (p[0] | p[1] << 8) : (p[0] << 8 | p[1]); }
-uint32_t rd32(const uint8_t* p, bool le) {
-  return le ? (p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24) : (uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]);
-}
+using bytes::rd16;
+using bytes::rd32;
 
 void apply_orientation(cv::Mat& m, int o) {
   switch (o) {

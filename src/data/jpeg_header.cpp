@@ -2,13 +2,13 @@
 
 #include <cstring>
 
+#include "byte_order.h"
+
 namespace tlc {
 namespace {
 
-uint16_t rd16(const uint8_t* p, bool le) { return le ? (p[0] | p[1] << 8) : (p[0] << 8 | p[1]); }
-uint32_t rd32(const uint8_t* p, bool le) {
-  return le ? (p[0] | p[1] << 8 | p[2] << 16 | uint32_t(p[3]) << 24) : (uint32_t(p[0]) << 24 | p[1] << 16 | p[2] << 8 | p[3]);
-}
+using bytes::rd16;
+using bytes::rd32;
 
 // The orientation tag of an APP1 "Exif" payload (s, slen); 1 when absent or unreadable.
 int exif_orientation(const uint8_t* s, std::size_t slen) {

@@ -1,9 +1,8 @@
 #include "resize.h"
 
-#include <algorithm>
-#include <cmath>
 #include <opencv2/imgproc.hpp>
 
+#include "../../cuda/resize_tile.h"
 #include "tlc/error.h"
 
 namespace tlc {
@@ -42,28 +41,15 @@ std::string to_string(ResizeMode mode) {
 }
 
 void resize_to_square(const cv::Mat& rgb, int size, ResizeMode mode, uint8_t* dst) {
+  // The geometry (crop's centred square, pad's scaled rectangle) is the GPU resize's own (cuda/resize_tile.h),
+  // so both paths place and cut images identically.
   cv::Mat target(size, size, CV_8UC3, dst);
-  const int w = rgb.cols, h = rgb.rows;
-  switch (mode) {
-    case ResizeMode::stretch:
-      scale_into(rgb, target);
-      break;
-    case ResizeMode::crop: {
-      const int side = std::min(w, h);
-      scale_into(rgb(cv::Rect((w - side) / 2, (h - side) / 2, side, side)), target);
-      break;
-    }
-    case ResizeMode::pad: {
-      // The longer side becomes `size`; the shorter keeps the aspect ratio (at least one pixel).
-      const double f = static_cast<double>(size) / std::max(w, h);
-      const int nw = std::clamp(static_cast<int>(std::lround(w * f)), 1, size);
-      const int nh = std::clamp(static_cast<int>(std::lround(h * f)), 1, size);
-      target.setTo(cv::Scalar(0, 0, 0));
-      cv::Mat inner = target(cv::Rect((size - nw) / 2, (size - nh) / 2, nw, nh));
-      scale_into(rgb, inner);
-      break;
-    }
-  }
+  const cuda::ResizeJob j = cuda::make_resize_job(rgb.data, static_cast<int64_t>(rgb.step), rgb.cols, rgb.rows, size,
+                                                  static_cast<int>(mode));
+  const cv::Mat src(j.src_h, j.src_w, CV_8UC3, const_cast<uint8_t*>(j.src), static_cast<size_t>(j.pitch));
+  if (j.dst_w != size || j.dst_h != size) target.setTo(cv::Scalar(0, 0, 0));  // pad: black around
+  cv::Mat inner = target(cv::Rect(j.dst_x, j.dst_y, j.dst_w, j.dst_h));
+  scale_into(src, inner);
 }
 
 }  // namespace tlc

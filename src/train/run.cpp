@@ -176,11 +176,13 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   if (t.decode == "gpu" && !clf->gpu_decoder())
     log << "  note: --decode gpu decodes during the first pass, and this run has none (continued run, no head epochs "
            "or --cache-features off): its images were decoded on the CPU\n";
-  if (const GpuDecoder* g = clf->gpu_decoder())
-    log << "  decoded on the GPU (nvJPEG, " << g->backend() << " backend): " << g->counts().gpu << " image(s); on the CPU: "
-        << g->counts().cpu << " (formats the GPU decoder does not take)"
-        << (g->counts().failed_batches > 0 ? ", after " + count_noun(g->counts().failed_batches, "failed GPU batch", "failed GPU batches") : "")
+  if (const GpuDecoder* g = clf->gpu_decoder()) {
+    const GpuDecoder::Counts c = g->counts();
+    log << "  decoded on the GPU (nvJPEG, " << g->backend() << " backend): " << c.gpu << " image(s); on the CPU: " << c.cpu
+        << " (formats the GPU decoder does not take)"
+        << (c.failed_batches > 0 ? ", after " + count_noun(c.failed_batches, "failed GPU batch", "failed GPU batches") : "")
         << "\n";
+  }
   warn_without_validation(p, t, log);
   if (writer)
     write_file_atomic(config_path, dump_json(config_json(opt, earlier_config, listed, &p, bi, pre, clf->device().str())));

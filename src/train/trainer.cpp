@@ -39,7 +39,6 @@ void check_options(const TrainOptions& o) {
     throw Error("--lr-schedule must be constant, cosine or step");
   if (o.fine_tune_layers < 0 || o.fine_tune_blocks < 0 || o.fine_tune_epochs < 0)
     throw Error("fine-tuning layers, blocks and epochs must be >= 0");
-  parse_decode_backend(o.decode);
 }
 
 }  // namespace
@@ -53,7 +52,8 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
       device_(resolve_device(opt_.device)) {
   if (classes_.size() < 2) throw Error("a classifier needs at least 2 classes");
   check_options(opt_);
-  use_gpu_decode(parse_decode_backend(opt_.decode), device_);  // --decode gpu without CUDA or nvJPEG: say so now
+  // A --decode name that is not one, or gpu without CUDA or nvJPEG: said now, before any work.
+  use_gpu_decode(parse_decode_backend(opt_.decode), device_);
   if (opt_.fine_tune_blocks > 0) opt_.fine_tune_layers = backbone_.layers_in_last_blocks(opt_.fine_tune_blocks);
   torch::manual_seed(opt_.seed);
   HeadOptions ho;
