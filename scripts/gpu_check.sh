@@ -115,13 +115,13 @@ fi
 if ! skip figures; then
   step "tlc bench ($DEV, batch $BATCH, ${SIZE} px) and the PyTorch eager reference"
   timeout -k 5 150 ./$B/tlc bench --device $DEV --backbone $VGG --images $IMAGES --count "$COUNT" --batch-size $BATCH \
-    --image-size $SIZE --iterations $ITERS --threads "$NPROC" --decode cpu --json > "$OUT/tlc_bench.json" || { cat "$OUT/tlc_bench.json"; fail "tlc bench"; }
+    --image-size $SIZE --iterations $ITERS --threads "$NPROC" --decode cpu --no-peers --json > "$OUT/tlc_bench.json" || { cat "$OUT/tlc_bench.json"; fail "tlc bench"; }
   timeout -k 5 120 python3 scripts/torch_reference.py --backbone $VGG --batch $BATCH --size $SIZE --device $DEV --iters $((ITERS * 2)) \
     --images $IMAGES --count "$COUNT" > "$OUT/torch_reference.json" || { cat "$OUT/torch_reference.json"; fail "torch_reference.py"; }
   if [ "$DECODE" != cpu ] && [ "$DEV" = cuda ]; then
     # GPU decoding in its own bench run, so that a failure there costs none of the figures above.
     timeout -k 5 90 ./$B/tlc bench --device $DEV --backbone $VGG --images $IMAGES --count "$COUNT" --batch-size $BATCH \
-      --image-size $SIZE --iterations 3 --threads "$NPROC" --decode gpu --json > "$OUT/tlc_bench_gpu_decode.json" \
+      --image-size $SIZE --iterations 3 --threads "$NPROC" --decode gpu --no-peers --json > "$OUT/tlc_bench_gpu_decode.json" \
       2> "$OUT/tlc_bench_gpu_decode.log" || { note "GPU decoding bench FAILED: $(tail -3 "$OUT/tlc_bench_gpu_decode.log")"; DECODE=cpu; }
   fi
 fi

@@ -224,7 +224,8 @@ TEST(Trainer, Bf16FrozenBackboneStaysCloseToFp32AndKeepsTheSavedModelFp32) {
   auto a = make(o);
   o.precision = "bf16";  // forced on the CPU too
   auto b = make(o);
-  EXPECT_EQ(b.backbone().frozen_dtype(), at::kBFloat16);
+  // TorchScript's bf16 copy, or OpenVINO in bf16 on a CPU with bf16 hardware.
+  EXPECT_NE(b.backbone().engine_name().find("bf16"), std::string::npos) << b.backbone().engine_name();
   auto x = a.normalize_batch(d->train.batch({0, 1, 2, 3}));
   auto fa = a.backbone().pooled_features(x), fb = b.backbone().pooled_features(x);
   EXPECT_EQ(fb.scalar_type(), at::kFloat);

@@ -3,8 +3,12 @@
 #include <torch/script.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "tlc/engine.h"
 
 namespace tlc {
 
@@ -86,24 +90,41 @@ class Backbone {
   std::vector<std::pair<std::string, std::vector<int64_t>>> layer_output_shapes(int64_t size);
   int64_t sequential_length() const;  // the number of blocks, -1 without
   at::Tensor forward_range(const at::Tensor& x, int64_t begin, int64_t end);  // blocks [begin, end)
+  // The frozen prefix, blocks [0, k), for the prefix cache while fine-tuning: on the engine when the chosen
+  // engine is a compiled one and nothing in the prefix trains (one conversion per k), else forward_range.
+  // Float32 NCHW input, as forward_range takes.
+  at::Tensor forward_prefix(const at::Tensor& x, int64_t k);
 
   void to(const c10::Device& device);
 
-  // Reduced precision for the frozen forward passes (feature extraction, evaluation, prediction): a copy of
-  // the module in `dtype` (convolution weights channels-last, like its input) runs on channels-last input and
-  // the output comes back as float32. Passes that train backbone parameters always run in float32, on the
-  // module itself; the copy takes their weights again before its next use. at::kFloat switches it off.
-  void set_frozen_dtype(at::ScalarType dtype);
-  at::ScalarType frozen_dtype() const { return frozen_dtype_; }
+  // The engine of the frozen passes (feature extraction, the first pass, evaluation, prediction; tlc/engine.h).
+  // request_engine() decides it at once (choose_engine: a bad or impossible --engine/--precision throws
+  // tlc::Error now) and sets the TF32 switches; the engine itself is built by prepare_engine() or the first
+  // frozen forward (a compiled engine converts the module then, once per distinct backbone). When a compiled
+  // engine cannot be made, TorchScript at the chosen precision runs instead and engine_line() says why.
+  // Passes that train backbone parameters always run the module itself in float32; an engine takes the new
+  // weights before its next use. Without a request: the module itself, in float32.
+  void request_engine(const EngineRequest& req, int64_t image_size, int threads = 0);
+  const std::string& prepare_engine() const;  // builds it when needed; returns engine_line()
+  const std::string& engine_line() const { return engine_line_; }  // "engine: openvino 2026.4.1 fp32 (auto: ...)"
+  const EngineChoice& engine_choice() const { return choice_; }
+  std::string engine_name() const;  // what runs the frozen passes now ("torchscript fp32" before any request)
+  // The input the engine takes (prepares it): dtype and channels-last (the normalize kernel writes it).
+  at::ScalarType frozen_dtype() const;
+  bool frozen_channels_last() const;
 
  private:
   torch::jit::Module module_;
   BackboneInfo info_;
-  at::ScalarType frozen_dtype_ = at::kFloat;
-  std::shared_ptr<torch::jit::Module> reduced_;  // module_ in frozen_dtype_, when not float32
-  bool reduced_stale_ = false;  // module_'s weights may differ from reduced_'s: set by unfreeze_last(n > 0),
-                                // the only way weights become trainable, so every change passes through it
-  void refresh_reduced();
+  EngineChoice choice_;
+  int64_t engine_size_ = 0;
+  int engine_threads_ = 0;
+  bool engine_pending_ = false;
+  // Built on first use, also from const accessors: the engine is a cache of how to run module_.
+  mutable std::shared_ptr<FrozenEngine> engine_;
+  mutable std::string engine_line_;
+  std::map<int64_t, std::shared_ptr<FrozenEngine>> prefix_engines_;  // by k; null: it could not be made
+  void build_engine() const;
 };
 
 std::string module_type_name(const torch::jit::Module& m);

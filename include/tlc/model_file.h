@@ -45,6 +45,11 @@ class ModelFile {
   // Moves the model to a device; predict_proba then runs there (its input may be on any device).
   void to(const c10::Device& device);
   c10::Device device() const { return device_; }
+  // The engine of predict_proba's backbone pass (tlc/engine.h: --engine, --precision; call after to()).
+  // Without it the file's own TorchScript runs in float32, as Python's torch.jit.load(model.pt) would.
+  void set_engine(const std::string& engine, const std::string& precision);
+  // "engine: ..." (what runs and why; builds the engine), or the float32 TorchScript without set_engine.
+  std::string engine_line();
   // Class probabilities [N,K] (on the CPU) for a uint8 [N,S,S,3] RGB batch already at meta().image_size.
   at::Tensor predict_proba(const at::Tensor& images_u8);
   at::Tensor logits(const at::Tensor& normalized);
@@ -53,6 +58,9 @@ class ModelFile {
   torch::jit::Module module_;
   ModelMeta meta_;
   c10::Device device_{c10::kCPU};
+  std::string path_;
+  std::shared_ptr<Backbone> frozen_;  // the file's backbone on its engine, after set_engine
+  at::Tensor head_logits(const at::Tensor& pooled);
 };
 
 }  // namespace tlc

@@ -8,6 +8,7 @@
 #include "tlc/labels.h"
 #include "tlc/metrics.h"
 #include "tlc/model_file.h"
+#include "tlc/predict.h"
 #include "tlc/trainer.h"
 
 namespace tlc {
@@ -90,27 +91,6 @@ struct FinetuneRunOptions {
 // in OUT/finetune.json (both removed when it finishes); model.pt is replaced only at the end.
 TrainRunResult run_finetune(const FinetuneRunOptions& opt, std::ostream& log);
 
-struct Prediction {
-  std::string path;
-  bool ok = false;
-  std::string error;
-  std::vector<float> probabilities;  // one per class, in the model's class order
-};
-
-// Decodes and classifies the given files; folders are walked for image files by list_image_files (the rule
-// training uses). Images above `max_pixels` fail with the reason instead of being decoded.
-std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
-                                      int threads, int64_t max_pixels = 100'000'000, GpuDecoder* gpu = nullptr);
-
-// "This image seems 97% dog, and 3% cat." for two classes; for more, the top-k as "Sneaker 91%, Bag 5%, ...".
-std::string describe_prediction(const std::vector<float>& probs, const std::vector<std::string>& classes, int top_k);
-std::string format_percent(double p);
-
-// The label for one prediction: the most probable class, or kUnknownLabel when its probability is below
-// `min_confidence` (predict --min-confidence: images that fit no class; 0 never says unknown).
-inline constexpr const char* kUnknownLabel = "unknown";
-std::string predicted_label(const std::vector<float>& probs, const std::vector<std::string>& classes,
-                            double min_confidence);
 
 struct EvaluateOptions {
   std::string model_path;
@@ -125,6 +105,7 @@ struct EvaluateOptions {
   LabelSource labels;           // label data_dir by a CSV or file names instead of class sub-folders
   std::string show;             // when set: a contact sheet PNG of the highest-loss images (plot_top_losses)
   int show_count = 12;          // how many images that sheet shows
+  std::string engine = "auto", precision = "auto";  // of the backbone pass (tlc/engine.h)
 };
 
 struct Misclassified {
@@ -140,6 +121,7 @@ struct EvaluateResult {
   std::string source;  // what was evaluated
   std::string confusion_png, misclassified_csv;
   std::string worst_png;  // the --show sheet, when asked for
+  std::string engine;     // the engine line: what ran the backbone, and why
 };
 
 // Scores a saved model on a folder (or its run's test split): metrics, confusion.png, misclassified.csv.
@@ -154,7 +136,11 @@ struct BenchOptions {
   int iterations = 5;
   int threads = 0;
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda, as the other commands
-  std::string precision = "auto";  // of the frozen backbone: auto (bf16 on CUDA, fp32 on CPU) | fp32 | tf32 | bf16
+  std::string precision = "auto";  // of the frozen backbone (tlc/engine.h): auto | fp32 | tf32 | bf16
+  std::string engine = "auto";     // auto | torchscript | openvino
+  // The backbone figure's peers: the same file run by PyTorch and by OpenVINO's defaults in a child Python
+  // (tlc/subprocess.h project_python), as figures of their own with tlc's ratio to each. On CPU only.
+  bool peers = true;
   std::string decode = "auto";     // auto: also the GPU decoder's figures when it is available | cpu | gpu
 };
 

@@ -50,9 +50,12 @@ struct TrainOptions {
   // Distributed runs (tlc/dist.h): how long the rendezvous and each collective may wait for the other ranks.
   int dist_timeout_s = 1800;
   std::string augment = "none";  // none | flip (random horizontal flip per image per epoch)
-  // Frozen backbone passes: auto (bf16 on CUDA, fp32 on CPU), fp32, tf32 (CUDA matmul/conv in TF32), bf16.
-  // The head, its optimizer and every pass that trains backbone layers stay in fp32.
+  // Frozen backbone passes (tlc/engine.h, choose_engine): auto (bf16 on CUDA and on CPUs with AMX-BF16 or
+  // AVX512-BF16, else fp32), fp32, tf32 (CUDA matmul/conv in TF32), bf16; engine auto (OpenVINO on the CPU when
+  // built in, TorchScript on CUDA) | torchscript | openvino. The head, its optimizer and every pass that trains
+  // backbone layers stay in fp32 on the module itself.
   std::string precision = "auto";
+  std::string engine = "auto";
   // Where the first pass decodes JPEGs (tlc/gpu_decode.h): auto (the GPU when training on CUDA with nvJPEG
   // built in), cpu, gpu. Later passes use the decoded pixels kept in memory, or decode on the CPU.
   std::string decode = "auto";
@@ -95,11 +98,6 @@ struct EvalStats {
   int64_t count = 0;
 };
 
-
-// Puts a backbone in a --precision ("auto": bf16 on CUDA, fp32 on the CPU; fp32 | tf32 | bf16): sets the
-// process-wide TF32 switches (fp32 turns off the TF32 PyTorch lets cuDNN use by default) and the frozen
-// passes' dtype. Returns the resolved name.
-std::string apply_precision(const std::string& precision, const c10::Device& device, Backbone& backbone);
 
 class TransferClassifier {
  public:

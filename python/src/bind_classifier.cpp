@@ -29,6 +29,7 @@ TrainOptions train_options(const pyb::dict& d) {
     else if (key == "device") o.device = v.cast<std::string>();
     else if (key == "augment") o.augment = v.cast<std::string>();
     else if (key == "precision") o.precision = v.cast<std::string>();
+    else if (key == "engine") o.engine = v.cast<std::string>();
     else if (key == "fine_tune_layers") o.fine_tune_layers = v.cast<int>();
     else if (key == "fine_tune_blocks") o.fine_tune_blocks = v.cast<int>();
     else if (key == "fine_tune_epochs") o.fine_tune_epochs = v.cast<int>();
@@ -131,6 +132,11 @@ void bind_classifier(pyb::module_& m) {
       .def_property_readonly("normalize", [](TransferClassifier& c) { return to_string(c.preprocess().mode); })
       .def_property_readonly("resize", [](TransferClassifier& c) { return to_string(c.preprocess().resize); })
       .def_property_readonly("device", [](TransferClassifier& c) { return c.device().str(); })
+      .def_property_readonly("engine", [](TransferClassifier& c) { return c.backbone().prepare_engine(); })
+      .def_property_readonly("engine_choice", [](TransferClassifier& c) {
+        const auto& ch = c.backbone().engine_choice();
+        return ch.engine + " " + ch.precision;  // decided at construction; the engine itself is built on first use
+      })
       .def_property_readonly("frozen_dtype", [](TransferClassifier& c) {
         return std::string(c10::toString(c.backbone().frozen_dtype()));
       })

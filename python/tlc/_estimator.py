@@ -43,7 +43,7 @@ except ImportError:  # scikit-learn is optional: the same conventions, minimally
 
 # TrainOptions fields the estimator passes under the same name.
 _SAME_NAME = ("epochs", "batch_size", "optimizer", "lr", "hidden", "dropout", "device", "augment", "precision",
-              "fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs", "fine_tune_lr", "cache_features")
+              "engine", "fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs", "fine_tune_lr", "cache_features")
 
 
 class TransferClassifier(ClassifierMixin, BaseEstimator):
@@ -57,8 +57,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, backbone=None, image_size=160, normalize="auto", resize="stretch", epochs=10, lr=1e-4,
                  optimizer="rmsprop", batch_size=32, hidden=0, dropout=0.0, fine_tune_layers=0, fine_tune_blocks=0,
-                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", device="auto", precision="auto", cache_features="auto",
-                 cache_dir=None, reuse_features=True, random_state=42, verbose=0):
+                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", device="auto", precision="auto", engine="auto",
+                 cache_features="auto", cache_dir=None, reuse_features=True, random_state=42, verbose=0):
         self.backbone = backbone
         self.image_size = image_size
         self.normalize = normalize
@@ -76,6 +76,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.augment = augment
         self.device = device
         self.precision = precision
+        self.engine = engine
         self.cache_features = cache_features
         self.cache_dir = cache_dir
         self.reuse_features = reuse_features

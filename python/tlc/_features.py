@@ -30,9 +30,10 @@ def _backbone_digest(path):
 def setting(clf, precision):
     """The cache key of a classifier's features (everything they depend on besides the image): the backbone file's
     content, image size, normalization, resize mode, the requested and the frozen precision (fp32 and tf32 differ
-    in their results), the device. Computed once at fit (the file may change or go afterwards)."""
+    in their results), the engine chosen for the frozen passes (OpenVINO's features are not TorchScript's to
+    the last bit), the device. Computed once at fit (the file may change or go afterwards)."""
     return (_backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, str(precision),
-            clf.frozen_dtype, clf.device)
+            clf.engine_choice, clf.device)
 
 
 def _rows(store, keys, compute):

@@ -44,8 +44,11 @@ void setup_bench(CLI::App& app, int* exit_code) {
       ->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o->device, "auto, cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub->add_option("--precision", o->precision, "Frozen backbone precision: auto (bf16 channels-last on CUDA, fp32 on "
-                  "CPU), fp32, tf32 or bf16")->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
+  add_engine_flags(sub, o->engine, o->precision);
+  sub->add_flag("!--no-peers", o->peers,
+                "Skip the peers: by default the backbone figure is followed by the same file on PyTorch and on "
+                "OpenVINO's defaults (same batch, size and threads, run by $TLC_PYTHON or the project's Python), "
+                "with tlc's ratio to each");
   add_decode_flag(sub, o->decode);
   sub->add_flag("--json", *json, "Print the figures as JSON");
   sub->callback([o, json, exit_code] { *exit_code = run_bench_cmd(*o, *json); });

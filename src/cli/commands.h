@@ -29,5 +29,7 @@ void add_label_flags(CLI::App* sub, LabelSource& labels);
 void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixels);
 // --decode auto|cpu|gpu (train, finetune, predict, bench): where JPEGs are decoded (tlc/gpu_decode.h).
 void add_decode_flag(CLI::App* sub, std::string& decode);
+// --engine and --precision of the frozen backbone passes (tlc/engine.h).
+void add_engine_flags(CLI::App* sub, std::string& engine, std::string& precision);
 
 }  // namespace tlc::cli

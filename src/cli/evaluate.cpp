@@ -34,12 +34,14 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                                 {"skipped", skipped},
                                 {"confusion_png", r.confusion_png},
                                 {"misclassified_csv", r.misclassified_csv},
-                                {"worst_png", r.worst_png}}
+                                {"worst_png", r.worst_png},
+                                {"engine", r.engine}}
                      .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return 0;
   }
   std::cout << "tlc evaluate: " << o.model_path << " on " << r.source << "\n";
+  std::cout << "  " << r.engine << "\n";
   if (!r.skipped.empty()) std::cout << "  skipped " << r.skipped.size() << " file(s) that are not usable images\n";
   std::cout << std::fixed << std::setprecision(4) << "images: " << e.count << "\nloss: " << e.loss
             << "\naccuracy: " << e.accuracy << "\n";
@@ -74,6 +76,7 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   sub->add_option("--top-k", o->top_k, "k of the top-k accuracy (not shown when k >= the number of classes)")->capture_default_str()->check(CLI::Range(1, 1000));
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
+  add_engine_flags(sub, o->engine, o->precision);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_model_input_flags(sub, o->resize, o->max_pixels);
   add_label_flags(sub, o->labels);

@@ -30,11 +30,13 @@ struct PredictOptions {
   double min_confidence = 0;
   std::string resize;  // empty: as the model was trained
   std::string decode = "auto";
+  std::string engine = "auto", precision = "auto";
 };
 
 int run_predict(const PredictOptions& o) {
   ModelFile model = ModelFile::load(o.model);
   model.to(resolve_device(o.device));
+  model.set_engine(o.engine, o.precision);
   if (!o.resize.empty()) model.set_resize(parse_resize_mode(o.resize));
   const auto& classes = model.meta().classes;
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
@@ -141,6 +143,7 @@ void setup_predict(CLI::App& app, int* exit_code) {
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_decode_flag(sub, o->decode);
+  add_engine_flags(sub, o->engine, o->precision);
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
 }
 

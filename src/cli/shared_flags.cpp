@@ -31,4 +31,17 @@ void add_decode_flag(CLI::App* sub, std::string& decode) {
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "gpu"}));
 }
 
+void add_engine_flags(CLI::App* sub, std::string& engine, std::string& precision) {
+  sub->add_option("--engine", engine,
+                  "What runs the frozen backbone passes (features, the first pass, evaluate, predict, bench): auto "
+                  "(OpenVINO on the CPU when this build has it, TorchScript on CUDA), torchscript (the reference) "
+                  "or openvino; a compiled engine is converted once per backbone into ~/.cache/tlc/engines "
+                  "($TLC_ENGINE_CACHE), and when it cannot be made TorchScript runs and the log says why")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "torchscript", "openvino"}));
+  sub->add_option("--precision", precision,
+                  "Frozen backbone passes: auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, else "
+                  "fp32), fp32, tf32 (CUDA), bf16; the head, the optimizer and fine-tuned layers stay fp32")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
+}
+
 }  // namespace tlc::cli

@@ -46,10 +46,7 @@ void add_training_flags(CLI::App* sub, TrainOptions& t) {
       ->each([&t, cw](const std::string& v) { t.class_weights = v == "auto"; });
   sub->add_option("--device", t.device, "auto (CUDA when present), cpu or cuda")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
-  sub->add_option("--precision", t.precision,
-                  "Frozen backbone passes: auto (bf16 channels-last on CUDA, fp32 on CPU), fp32, tf32, bf16; the "
-                  "head, the optimizer and fine-tuned layers stay fp32")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
+  add_engine_flags(sub, t.engine, t.precision);
   sub->add_option("--dist-timeout", t.dist_timeout_s,
                   "Distributed runs (started by torchrun or srun): seconds the rendezvous and each collective wait "
                   "for the other ranks before the job stops with an error naming the missing rank")

@@ -145,38 +145,9 @@ int64_t Backbone::parameter_count() const {
 at::Tensor Backbone::forward(const at::Tensor& x) {
   if (any_trainable()) return module_.forward({x}).toTensor();
   torch::NoGradGuard ng;
-  if (reduced_) {
-    if (reduced_stale_) refresh_reduced();
-    at::Tensor xr = x.to(frozen_dtype_).contiguous(at::MemoryFormat::ChannelsLast);
-    return reduced_->forward({xr}).toTensor().to(at::kFloat);
-  }
+  prepare_engine();
+  if (engine_) return engine_->forward(x);
   return module_.forward({x}).toTensor();
-}
-
-void Backbone::set_frozen_dtype(at::ScalarType dtype) {
-  frozen_dtype_ = dtype;
-  reduced_.reset();
-  if (dtype == at::kFloat) return;
-  reduced_ = std::make_shared<torch::jit::Module>(module_.deepcopy());
-  reduced_->to(dtype);
-  reduced_->eval();
-  // Its input is channels-last: convolution weights in the same layout spare cuDNN a conversion per call.
-  for (auto p : reduced_->parameters())
-    if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
-  reduced_stale_ = false;
-}
-
-void Backbone::refresh_reduced() {
-  // Same module structure (a deep copy), so parameters and buffers pair up in order; copy_ converts the dtype
-  // and keeps the destination's layout.
-  torch::NoGradGuard ng;
-  auto src = module_.parameters();
-  auto dst = reduced_->parameters();
-  for (auto s = src.begin(), d = dst.begin(); s != src.end() && d != dst.end(); ++s, ++d) (*d).copy_(*s);
-  auto bsrc = module_.buffers();
-  auto bdst = reduced_->buffers();
-  for (auto s = bsrc.begin(), d = bdst.begin(); s != bsrc.end() && d != bdst.end(); ++s, ++d) (*d).copy_(*s);
-  reduced_stale_ = false;
 }
 
 std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
@@ -191,7 +162,8 @@ std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
                 " has with parameters (" + std::to_string(with_params.size()) + "); " + inspect_cmd(info_.path) +
                 " lists them");
   std::vector<at::Tensor> params;
-  if (n > 0) reduced_stale_ = true;  // the unfrozen weights are about to change
+  if (n > 0 && engine_) engine_->weights_changed();  // the unfrozen weights are about to change
+  if (n > 0) prefix_engines_.clear();
   for (size_t i = with_params.size() - n; i < with_params.size(); ++i) {
     for (const auto& nm : module_.named_modules()) {
       if (nm.name != with_params[i].name) continue;
@@ -347,7 +319,7 @@ at::Tensor Backbone::pooled_features(const at::Tensor& x) { return forward(x).me
 
 void Backbone::to(const c10::Device& device) {
   module_.to(device);
-  if (reduced_) reduced_->to(device);
+  if (engine_) engine_->to(device);
 }
 
 }  // namespace tlc

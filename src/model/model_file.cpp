@@ -156,6 +156,7 @@ ModelFile ModelFile::load(const std::string& path_in) {
   if (f.module_.hasattr("backbone_arch")) f.meta_.backbone_arch = f.module_.attr("backbone_arch").toStringRef();
   if (f.module_.hasattr("backbone_weights")) f.meta_.backbone_weights = f.module_.attr("backbone_weights").toStringRef();
   f.module_.eval();
+  f.path_ = path;
   return f;
 }
 
@@ -168,12 +169,38 @@ void ModelFile::to(const c10::Device& device) {
   // A saved model predicts in float32, as Python's torch.jit.load(model.pt) does on the CPU: no TF32 on CUDA.
   if (device.is_cuda()) allow_tf32(false);
   module_.to(device);
+  if (frozen_) frozen_->to(device);
   device_ = device;
 }
 
+void ModelFile::set_engine(const std::string& engine, const std::string& precision) {
+  // The backbone module is shared with the file's module (a handle), so both see the same weights.
+  frozen_ = std::make_shared<Backbone>(Backbone::from_module(module_.attr("backbone").toModule(), path_ + " (backbone)"));
+  frozen_->request_engine(engine_request(engine, precision, device_), meta_.image_size);
+}
+
+std::string ModelFile::engine_line() {
+  if (!frozen_) return "engine: torchscript fp32 (the model file's own module)";
+  return frozen_->prepare_engine();
+}
+
+at::Tensor ModelFile::head_logits(const at::Tensor& pooled) {
+  // The same arithmetic as the file's `logits` method (model_source above), on pooled features.
+  at::Tensor f = pooled;
+  if (module_.hasattr("head_hidden_w"))
+    f = at::relu(at::matmul(f, module_.attr("head_hidden_w").toTensor().t()) + module_.attr("head_hidden_b").toTensor());
+  return at::matmul(f, module_.attr("head_w").toTensor().t()) + module_.attr("head_b").toTensor();
+}
+
 at::Tensor ModelFile::predict_proba(const at::Tensor& images_u8) {
-  at::Tensor x = normalize(images_u8.to(device_), spec(), at::kFloat, Layout::nchw);
-  return at::softmax(logits(x), 1).cpu();
+  if (!frozen_) {
+    at::Tensor x = normalize(images_u8.to(device_), spec(), at::kFloat, Layout::nchw);
+    return at::softmax(logits(x), 1).cpu();
+  }
+  torch::NoGradGuard ng;
+  at::Tensor x = normalize(images_u8.to(device_), spec(), frozen_->frozen_dtype(),
+                           frozen_->frozen_channels_last() ? Layout::nhwc : Layout::nchw);
+  return at::softmax(head_logits(frozen_->pooled_features(x)), 1).cpu();
 }
 
 }  // namespace tlc

@@ -10,7 +10,7 @@
 #include "tlc/dataset.h"
 #include "tlc/image_io.h"
 #include "tlc/prefetch.h"
-#include "tlc/run.h"
+#include "tlc/predict.h"
 #include "tlc/util.h"
 
 namespace fs = std::filesystem;

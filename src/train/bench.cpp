@@ -19,9 +19,13 @@
 #include "tlc/prefetch.h"
 #include "tlc/run.h"
 #include "tlc/trainer.h"
+#include "tlc/subprocess.h"
 #include "tlc/util.h"
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
+
+#include "bench_peers_source.h"  // k_bench_peers_source: src/train/bench_peers.py, embedded by CMake
 
 namespace tlc {
 namespace {
@@ -61,6 +65,47 @@ std::vector<std::vector<uint8_t>> synthetic_jpegs(int64_t n) {
     out.push_back(std::move(buf));
   }
   return out;
+}
+
+std::string ratio(double a, double b) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.2fx", a / b);
+  return buf;
+}
+
+// The same backbone file, batch, size and threads on PyTorch and on OpenVINO's defaults, in a child Python
+// (src/train/bench_peers.py): figures beside tlc's `backbone` figure, with tlc's ratio to each.
+void bench_peers(const BenchOptions& opt, double tlc_rate, int threads, std::vector<BenchFigure>& figs,
+                 std::ostream& log) {
+  const std::string py = project_python();
+  ChildResult r = run_child({py, "-c", k_bench_peers_source, opt.backbone_path, std::to_string(opt.batch_size),
+                             std::to_string(opt.image_size), std::to_string(threads), std::to_string(opt.iterations)},
+                            {"PYTHONSAFEPATH=1"}, /*capture=*/true);
+  nlohmann::json j;
+  const size_t brace = r.output.rfind("\n{");
+  try {
+    if (r.exit_code == 0) j = nlohmann::json::parse(r.output.substr(brace == std::string::npos ? 0 : brace + 1));
+  } catch (const nlohmann::json::exception&) {
+  }
+  if (!j.is_object()) {
+    log << "bench: no peers: " << py << " " << describe_child_end(r) << " (set TLC_PYTHON to a Python with torch "
+        << "and openvino, or --no-peers)\n";
+    return;
+  }
+  const std::string same = ", same file, batch " + std::to_string(opt.batch_size) + ", " +
+                           std::to_string(opt.image_size) + "px, " + std::to_string(threads) + " threads; tlc is ";
+  auto add = [&](const char* key, const std::string& name, const std::string& what) {
+    if (!j.contains(key) || !j[key].is_number()) return;
+    const double v = j[key].get<double>();
+    figs.push_back({name, "img/s", what + same + ratio(tlc_rate, v) + " of it", v});
+  };
+  add("torch_fp32", "peer_torch_fp32", "PyTorch eager TorchScript fp32");
+  add("torch_bf16", "peer_torch_bf16", "PyTorch eager bf16 autocast channels-last");
+  add("openvino", "peer_openvino",
+      "OpenVINO " + j.value("openvino_version", std::string("?")) + " defaults (" +
+          j.value("openvino_precision", std::string("?")) + ")");
+  if (j.contains("errors"))
+    for (const auto& [k, v] : j["errors"].items()) log << "bench: peer " << k << " could not run: " << v << "\n";
 }
 
 }  // namespace
@@ -155,16 +200,16 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
                     bytes / t / 1e9});
   }
 
-  // 3. Frozen backbone forward + GAP, in the precision training would use, from normalized input.
+  // 3. Frozen backbone forward + GAP, on the engine and precision training would use, from normalized input.
   if (opt.backbone_path.empty()) return figs;
   Backbone bb = Backbone::load(opt.backbone_path);
   bb.to(dev);
-  const std::string prec = apply_precision(opt.precision, dev, bb);
-  const bool reduced = bb.frozen_dtype() != at::kFloat;
-  auto input = [&](const at::Tensor& pixels) {
-    return normalize(pixels, spec, reduced ? bb.frozen_dtype() : at::kFloat, reduced ? Layout::nhwc : Layout::nchw);
-  };
-  const std::string what = bb.info().arch + " " + prec + (reduced ? " channels-last" : "") + ", batch " +
+  bb.request_engine(engine_request(opt.engine, opt.precision, dev), size);
+  log << "bench: " << bb.prepare_engine() << "\n";
+  const at::ScalarType in_dtype = bb.frozen_dtype();
+  const bool nhwc = bb.frozen_channels_last();
+  auto input = [&](const at::Tensor& pixels) { return normalize(pixels, spec, in_dtype, nhwc ? Layout::nhwc : Layout::nchw); };
+  const std::string what = bb.info().arch + " on " + bb.engine_name() + (nhwc ? " channels-last" : "") + ", batch " +
                            std::to_string(opt.batch_size) + ", " + std::to_string(size) + "px, " + dev.str();
   {
     at::Tensor x = input(u8);
@@ -173,8 +218,9 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
       bb.pooled_features(x);
       sync();
     });
-    figs.push_back({"backbone", "img/s", what + ", " + std::to_string(at::get_num_threads()) + " torch threads",
+    figs.push_back({"backbone", "img/s", what + ", " + std::to_string(at::get_num_threads()) + " threads",
                     static_cast<double>(opt.batch_size) / t});
+    if (opt.peers && dev.is_cpu()) bench_peers(opt, figs.back().value, at::get_num_threads(), figs, log);
   }
 
   // 4. The first pass as training makes it: image files on disk -> decoded batches (on the decoding threads,

@@ -69,6 +69,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   const std::string model_path = resolve_model_path(opt.model_path);
   ModelFile model = ModelFile::load(model_path);
   model.to(resolve_device(opt.device));
+  model.set_engine(opt.engine, opt.precision);
   if (!opt.resize.empty()) model.set_resize(parse_resize_mode(opt.resize));
   EvaluateResult r;
   r.classes = model.meta().classes;
@@ -102,6 +103,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
     items = std::move(present);
   }
   if (items.empty()) throw Error("nothing to evaluate: " + r.source + " holds no images");
+  r.engine = model.engine_line();
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
   dopt.resize = model.meta().resize;

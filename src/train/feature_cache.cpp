@@ -84,7 +84,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
       at::Tensor x = backbone_input(pixels, flip_mask, ph.kind == Phase::pooled);
       parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
-                                               : backbone_.forward_range(x, 0, ph.split));
+                                               : backbone_.forward_prefix(x, ph.split));
     }
     if (progress_) progress_(label, hi - lo, hi - lo);
     std::vector<int64_t> empty_shape = ph.kind == Phase::pooled ? std::vector<int64_t>{0, backbone_.info().output_channels}
@@ -103,7 +103,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       h.add(pre_.image_size);
       h.add(to_string(pre_.mode));
       h.add(to_string(pre_.resize));                            // stretch, crop and pad give other pixels
-      h.add(static_cast<int64_t>(backbone_.frozen_dtype()));    // bf16 features are not fp32 features
+      h.add(backbone_.engine_name());  // bf16 features are not fp32 features, nor OpenVINO's TorchScript's
       h.add(static_cast<int64_t>(flip_aug));
       h.add(std::string(gpu_decoder_ ? "decode:nvjpeg" : "decode:cpu"));  // decoders differ by a level or two
       for (const ImageSet* s : {&train, val}) {

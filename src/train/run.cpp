@@ -146,6 +146,8 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
         << batch_split_note(opt.train.batch_size, world().world_size()) << "\n";
   log << "  backbone: " << bi.path << " (" << bi.arch << ", " << bi.weights << " weights, " << bi.output_channels
       << " channels, " << clf->backbone().parameter_count() << " parameters, frozen)\n";
+  // Built here (a compiled engine converts once per backbone), so the log says what runs before it runs.
+  log << "  " << clf->backbone().prepare_engine() << "\n";
   log << "  preprocessing: " << pre.image_size << "x" << pre.image_size << ", normalize " << to_string(pre.mode)
       << " (" << norm.origin << "), resize " << to_string(pre.resize) << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";
   log << "  head: GAP -> " << (t.hidden > 0 ? "Dense(" + std::to_string(t.hidden) + ", relu) -> " : "")

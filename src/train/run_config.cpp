@@ -28,6 +28,7 @@ json train_options_json(const TrainOptions& t) {
           {"dropout", t.dropout},
           {"augment", t.augment},
           {"precision", t.precision},
+          {"engine", t.engine},
           {"fine_tune_layers", t.fine_tune_layers},
           {"fine_tune_blocks", t.fine_tune_blocks},
           {"fine_tune_epochs", t.fine_tune_epochs},
@@ -56,6 +57,7 @@ TrainOptions train_options_from_json(const json& j) {
   t.dropout = j.at("dropout");
   t.augment = j.at("augment");
   t.precision = j.value("precision", "auto");
+  t.engine = j.value("engine", "auto");  // runs from before --engine lack it
   t.fine_tune_layers = j.at("fine_tune_layers");
   t.fine_tune_blocks = j.value("fine_tune_blocks", 0);  // runs from before --fine-tune-blocks lack it
   t.fine_tune_epochs = j.at("fine_tune_epochs");
@@ -138,6 +140,7 @@ const std::vector<Setting>& settings() {
       TLC_SETTING("--lr-schedule", false, train.lr_schedule), TLC_SETTING("--lr-step-epochs", false, train.lr_step_epochs),
       TLC_SETTING("--lr-gamma", false, train.lr_gamma), TLC_SETTING("--class-weights", false, train.class_weights),
       TLC_SETTING("--device", true, train.device), TLC_SETTING("--precision", false, train.precision),
+      TLC_SETTING("--engine", false, train.engine),
       TLC_SETTING("--threads", true, threads), TLC_SETTING("--max-pixels", false, max_pixels),
       TLC_SETTING("--memory-budget-mb", true, memory_budget_mb), TLC_SETTING("--strict", false, strict),
   };

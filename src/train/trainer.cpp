@@ -33,8 +33,6 @@ void check_options(const TrainOptions& o) {
   if (o.cache_features != "auto" && o.cache_features != "on" && o.cache_features != "off")
     throw Error("--cache-features must be auto, on or off");
   if (o.keep != "last" && o.keep != "best") throw Error("--keep must be last or best");
-  if (o.precision != "auto" && o.precision != "fp32" && o.precision != "tf32" && o.precision != "bf16")
-    throw Error("--precision must be auto, fp32, tf32 or bf16");
   if (o.lr_schedule != "constant" && o.lr_schedule != "cosine" && o.lr_schedule != "step")
     throw Error("--lr-schedule must be constant, cosine or step");
   if (o.fine_tune_layers < 0 || o.fine_tune_blocks < 0 || o.fine_tune_epochs < 0)
@@ -64,14 +62,8 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
   head_ = Head(ho);
   backbone_.to(device_);
   head_->to(device_);
-  apply_precision(opt_.precision, device_, backbone_);
-}
-
-std::string apply_precision(const std::string& precision, const c10::Device& device, Backbone& backbone) {
-  const std::string prec = precision == "auto" ? (device.is_cuda() ? "bf16" : "fp32") : precision;
-  allow_tf32(prec == "tf32");
-  backbone.set_frozen_dtype(prec == "bf16" ? at::kBFloat16 : at::kFloat);
-  return prec;
+  // Decided now (a bad --engine/--precision is said before any work), built on the first frozen pass.
+  backbone_.request_engine(engine_request(opt_.engine, opt_.precision, device_), pre_.image_size);
 }
 
 TransferClassifier TransferClassifier::load(const std::string& model_path, TrainOptions opt) {
@@ -101,11 +93,13 @@ at::Tensor TransferClassifier::normalize_batch(const at::Tensor& images_u8) cons
 
 at::Tensor TransferClassifier::backbone_input(const at::Tensor& images_u8, const at::Tensor& flip,
                                               bool whole_forward) const {
-  // The frozen forward in reduced precision takes bf16/fp16 channels-last: the kernel writes that directly
-  // instead of float32 NCHW followed by a cast and a layout change (same values: both round the fp32 result).
-  const bool reduced = whole_forward && backbone_.frozen_dtype() != at::kFloat && !backbone_.any_trainable();
-  return normalize(images_u8.to(device_), NormalizeSpec::from_mode(pre_.mode),
-                   reduced ? backbone_.frozen_dtype() : at::kFloat, reduced ? Layout::nhwc : Layout::nchw,
+  // The frozen forward's engine says what it takes: bf16 channels-last for TorchScript in bf16, which the
+  // kernel writes directly instead of float32 NCHW followed by a cast and a layout change (same values: both
+  // round the fp32 result); float32 NCHW for the module itself and for OpenVINO.
+  const bool frozen = whole_forward && !backbone_.any_trainable();
+  const at::ScalarType dtype = frozen ? backbone_.frozen_dtype() : at::kFloat;
+  const bool nhwc = frozen && backbone_.frozen_channels_last();
+  return normalize(images_u8.to(device_), NormalizeSpec::from_mode(pre_.mode), dtype, nhwc ? Layout::nhwc : Layout::nchw,
                    flip.defined() ? flip.to(device_) : flip);
 }
 

@@ -1,0 +1,82 @@
+// A backbone's engine for its frozen passes: chosen at once (choose_engine), built on first use, with the
+// TorchScript fallback and the one log line that says what runs and why.
+#include <ATen/Parallel.h>
+
+#include "tlc/backbone.h"
+#include "tlc/device.h"
+#include "tlc/error.h"
+
+namespace tlc {
+
+namespace {
+at::ScalarType dtype_of(const std::string& precision) { return precision == "bf16" ? at::kBFloat16 : at::kFloat; }
+}  // namespace
+
+void Backbone::request_engine(const EngineRequest& req, int64_t image_size, int threads) {
+  choice_ = choose_engine(req);
+  // TF32 is a process-wide CUDA switch: fp32 turns off the TF32 PyTorch lets cuDNN use by default.
+  if (req.cuda) allow_tf32(choice_.precision == "tf32");
+  engine_size_ = image_size;
+  engine_threads_ = threads;
+  engine_.reset();
+  engine_pending_ = true;
+  engine_line_.clear();
+}
+
+const std::string& Backbone::prepare_engine() const {
+  if (!engine_ && engine_pending_) build_engine();
+  if (engine_line_.empty()) engine_line_ = "engine: torchscript fp32 (the module itself; no engine was requested)";
+  return engine_line_;
+}
+
+void Backbone::build_engine() const {
+  std::string fallback;
+  if (choice_.engine == "openvino") {
+    const int threads = engine_threads_ > 0 ? engine_threads_ : at::get_num_threads();
+    try {
+      engine_ = make_openvino_engine(module_, engine_size_, choice_.precision, threads);
+    } catch (const Error& e) {
+      fallback = e.what();
+    }
+  }
+  if (!engine_) engine_ = make_torchscript_engine(module_, dtype_of(choice_.precision));
+  engine_line_ = "engine: " + engine_->name() + " (" + choice_.reason + ")";
+  if (!fallback.empty()) engine_line_ += "; OpenVINO was chosen but could not be made, so TorchScript runs: " + fallback;
+}
+
+at::Tensor Backbone::forward_prefix(const at::Tensor& x, int64_t k) {
+  if (choice_.engine != "openvino" || !engine_pending_ || first_trainable_child() < k || !x.device().is_cpu())
+    return forward_range(x, 0, k);
+  auto it = prefix_engines_.find(k);
+  if (it == prefix_engines_.end()) {
+    std::shared_ptr<FrozenEngine> e;
+    try {
+      e = make_openvino_engine(module_, engine_size_, choice_.precision,
+                               engine_threads_ > 0 ? engine_threads_ : at::get_num_threads(), k);
+    } catch (const Error& err) {
+      prepare_engine();
+      engine_line_ += "; the frozen prefix (blocks 0.." + std::to_string(k - 1) + ") runs on TorchScript: " + err.what();
+    }
+    it = prefix_engines_.emplace(k, std::move(e)).first;
+  }
+  if (!it->second) return forward_range(x, 0, k);
+  torch::NoGradGuard ng;
+  return it->second->forward(x);
+}
+
+std::string Backbone::engine_name() const {
+  prepare_engine();
+  return engine_ ? engine_->name() : "torchscript fp32";
+}
+
+at::ScalarType Backbone::frozen_dtype() const {
+  prepare_engine();
+  return engine_ ? engine_->input_dtype() : at::kFloat;
+}
+
+bool Backbone::frozen_channels_last() const {
+  prepare_engine();
+  return engine_ && engine_->channels_last();
+}
+
+}  // namespace tlc
