@@ -5,6 +5,7 @@
 #include <set>
 
 #include "test_util.h"
+#include "tlc/engine.h"
 
 using namespace tlc_test;
 
@@ -125,7 +126,17 @@ TEST(Cli, BenchPrintsEveryFigureAsJson) {
     EXPECT_GT(f["value"].get<double>(), 0.0) << f.dump();
     EXPECT_TRUE(f.contains("unit") && f.contains("detail"));
   }
-  EXPECT_EQ(names, (std::set<std::string>{"decode_resize", "decode_full", "normalize", "normalize_bf16_cl", "backbone"}));
+  // The peers: the same file on PyTorch and on OpenVINO's defaults, in the same run, with tlc's ratio.
+  std::set<std::string> want{"decode_resize", "decode_full", "normalize", "normalize_bf16_cl", "backbone", "peer_torch_fp32"};
+  if (tlc::openvino_available()) want.insert("peer_openvino");
+  EXPECT_EQ(names, want);
+  for (auto& f : j)
+    if (f["name"].get<std::string>().rfind("peer_", 0) == 0)
+      EXPECT_NE(f["detail"].get<std::string>().find("; tlc is "), std::string::npos) << f.dump();
+  auto quiet = run_command(tlc_cmd("bench --count 4 --iterations 1 --batch-size 2 --image-size 16 --json --no-peers "
+                                   "--backbone '" + source("models/tiny_cnn.pt") + "' 2>/dev/null"));
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find("peer_"), std::string::npos) << quiet.out;
 }
 
 TEST(Cli, BenchFirstPassFromFilesOnDisk) {

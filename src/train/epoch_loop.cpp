@@ -84,6 +84,14 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   auto train_features = [&](const std::vector<int64_t>& idx, const std::vector<uint8_t>& flips, const at::Tensor& pixels) {
     if (ph.kind == Phase::none) {
       at::Tensor mask = flip_aug ? at::tensor(std::vector<int64_t>(flips.begin(), flips.end())).to(at::kByte) : at::Tensor();
+      // Fine-tuning a backbone with blocks: the frozen prefix runs as the prefix cache would have computed it
+      // (on the engine, without a graph), so that the cache changes no result; only the suffix is recorded.
+      const int64_t length = backbone_.sequential_length();
+      if (backbone_.any_trainable() && length > 0) {
+        const int64_t split = backbone_.first_trainable_child();
+        at::Tensor act = backbone_.forward_prefix(backbone_input(pixels, mask, false), split);
+        return backbone_.forward_range(act, split, length).mean({2, 3});
+      }
       return backbone_.forward(backbone_input(pixels, mask, true)).mean({2, 3});
     }
     at::Tensor sel = at::tensor(idx, at::kLong).to(device_);
