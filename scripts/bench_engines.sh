@@ -25,9 +25,10 @@ o = figs.get("peer_openvino", {})
 engine = b["detail"].split(" on ")[1].split(",")[0]
 ov = o.get("value")
 fmt = lambda v: f"{v:.1f}" if v else "-"
-ratio = lambda v: f"{b[\"value\"] / v:.2f}x" if v else "-"
+rate = b["value"]
+ratio = lambda v: f"{rate / v:.2f}x" if v else "-"
 ovp = o.get("detail", "").split("(")[1].split(")")[0] if o else ""
-print(f"| {os.path.basename(sys.argv[1])} | {sys.argv[2]} | {sys.argv[3]} | {engine} | {b[\"value\"]:.1f} | {fmt(t)} | "
+print(f"| {os.path.basename(sys.argv[1])} | {sys.argv[2]} | {sys.argv[3]} | {engine} | {rate:.1f} | {fmt(t)} | "
       f"{fmt(ov)} ({ovp}) | {ratio(t)} | {ratio(ov)} |")
 ' "$f" "$size" "$batch"
   done
