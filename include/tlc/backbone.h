@@ -119,14 +119,18 @@ class Backbone {
   EngineChoice choice_;
   int64_t engine_size_ = 0;
   int engine_threads_ = 0;
-  bool engine_pending_ = false;
   // Built on first use, also from const accessors: the engine is a cache of how to run module_.
   mutable std::shared_ptr<FrozenEngine> engine_;
   mutable std::string engine_line_;
+  std::string prefix_note_;  // a prefix engine that could not be made, before engine_line_ exists
   std::map<int64_t, std::shared_ptr<FrozenEngine>> prefix_engines_;  // by k; null: it could not be made
   void build_engine() const;
 };
 
 std::string module_type_name(const torch::jit::Module& m);
+
+// Blocks [begin, end) of a backbone module (its `blocks`/`body` Sequential, or itself when it is one), as
+// Backbone::forward_range runs them; the whole forward for a module without blocks.
+at::Tensor forward_blocks(torch::jit::Module module, const at::Tensor& x, int64_t begin, int64_t end);
 
 }  // namespace tlc

@@ -13,7 +13,7 @@ std::string project_python();
 struct ChildResult {
   bool started = false;
   std::string start_error;  // why it could not be started (strerror), when !started
-  int exit_code = -1;       // when it exited
+  int exit_code = -1;       // when it exited; -1 when how it ended is unknown (waiting for it failed)
   int signal = 0;           // when a signal ended it
   std::string output;       // its stderr (and stdout), when captured; at most 64 KiB, the last part kept
 };

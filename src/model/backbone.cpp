@@ -151,6 +151,8 @@ at::Tensor Backbone::forward(const at::Tensor& x) {
 }
 
 std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
+  // Weights may have changed since the engine was built whenever something trained, the phase ending now too.
+  const bool weights_may_change = n > 0 || any_trainable();
   for (auto p : module_.parameters()) p.set_requires_grad(false);
   module_.eval();
   if (n < 0) throw Error("--fine-tune-layers must be >= 0");
@@ -162,8 +164,10 @@ std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
                 " has with parameters (" + std::to_string(with_params.size()) + "); " + inspect_cmd(info_.path) +
                 " lists them");
   std::vector<at::Tensor> params;
-  if (n > 0 && engine_) engine_->weights_changed();  // the unfrozen weights are about to change
-  if (n > 0) prefix_engines_.clear();
+  if (weights_may_change) {
+    if (engine_) engine_->weights_changed();
+    prefix_engines_.clear();
+  }
   for (size_t i = with_params.size() - n; i < with_params.size(); ++i) {
     for (const auto& nm : module_.named_modules()) {
       if (nm.name != with_params[i].name) continue;
@@ -306,6 +310,13 @@ at::Tensor Backbone::forward_range(const at::Tensor& x, int64_t begin, int64_t e
   if (!sequential_body(module_, body, prefix))
     throw Error("backbone " + info_.path + " has no blocks (a file from before the block layout): it cannot run in "
                 "parts; re-export it with scripts/export_backbone.py");
+  return forward_blocks(module_, x, begin, end);
+}
+
+at::Tensor forward_blocks(torch::jit::Module module, const at::Tensor& x, int64_t begin, int64_t end) {
+  torch::jit::Module body;
+  std::string prefix;
+  if (!sequential_body(module, body, prefix)) return module.forward({x}).toTensor();
   at::Tensor y = x;
   int64_t k = 0;
   for (auto child : body.children()) {

@@ -4,9 +4,12 @@
 
 #include <unistd.h>
 
+#include <atomic>
+
 #include <filesystem>
 #include <sstream>
 
+#include "tlc/backbone.h"
 #include "tlc/error.h"
 #include "tlc/subprocess.h"
 #include "tlc/util.h"
@@ -52,7 +55,11 @@ std::string hex(uint64_t v) {
 // prefix, so a fine-tuned backbone gets an IR of its own and an upgrade of OpenVINO converts again.
 fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t blocks) {
   std::ostringstream bytes;
-  module.save(bytes);
+  try {
+    module.save(bytes);
+  } catch (const c10::Error& e) {
+    throw Error(std::string("the backbone cannot be serialized for the OpenVINO conversion: ") + e.what_without_backtrace());
+  }
   const std::string blob = bytes.str();
   Hasher h;
   h.add(blob.data(), blob.size());
@@ -65,7 +72,9 @@ fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t block
   if (fs::exists(dir / "backbone.xml", ec) && fs::exists(dir / "backbone.bin", ec)) return dir;
   fs::create_directories(root, ec);
   if (ec) throw Error("cannot create the engine cache " + root.string() + " (" + ec.message() + "); set TLC_ENGINE_CACHE");
-  const fs::path tmp = root / ("tmp-" + hex(h.h) + "-" + std::to_string(getpid()));
+  // Unique per process and call: two threads (two estimators fitting in Python threads) may convert the same key.
+  static std::atomic<int> calls{0};
+  const fs::path tmp = root / ("tmp-" + hex(h.h) + "-" + std::to_string(getpid()) + "-" + std::to_string(calls++));
   fs::remove_all(tmp, ec);
   fs::create_directories(tmp, ec);
   const fs::path in = tmp / "backbone.pt";
@@ -125,8 +134,14 @@ class OpenVinoEngine final : public FrozenEngine {
       return fallback_forward(x);
     at::Tensor in = x.to(at::kFloat).contiguous();
     ov::Tensor t(ov::element::f32, ov::Shape(in.sizes().begin(), in.sizes().end()), in.data_ptr<float>());
-    request_.set_input_tensor(t);
-    request_.infer();
+    try {
+      request_.set_input_tensor(t);
+      request_.infer();
+    } catch (const std::exception& e) {
+      // An inference failure is not a crash: the module answers from now on, and name() says why.
+      failed_ = std::string("inference failed: ") + e.what();
+      return fallback_forward(x);
+    }
     ov::Tensor out = request_.get_output_tensor();
     const ov::Shape s = out.get_shape();
     std::vector<int64_t> shape(s.begin(), s.end());
@@ -154,19 +169,9 @@ class OpenVinoEngine final : public FrozenEngine {
   bool stale_ = false;
   std::string failed_;  // why the engine of changed weights could not be made
 
+  // The module itself: the whole forward, or the prefix exactly as Backbone::forward_range runs it.
   at::Tensor fallback_forward(const at::Tensor& x) {
-    if (blocks_ < 0) return module_.forward({x}).toTensor();
-    // The prefix, as Backbone::forward_range runs it: the children of the block Sequential in order.
-    torch::jit::Module body = module_;
-    for (const char* a : {"blocks", "body"})
-      if (module_.hasattr(a) && module_.attr(a).isModule()) body = module_.attr(a).toModule();
-    at::Tensor y = x;
-    int64_t k = 0;
-    for (auto child : body.children()) {
-      if (k++ >= blocks_) break;
-      y = child.forward({y}).toTensor();
-    }
-    return y;
+    return blocks_ < 0 ? module_.forward({x}).toTensor() : forward_blocks(module_, x, 0, blocks_);
   }
 
   void build() {
@@ -178,6 +183,7 @@ class OpenVinoEngine final : public FrozenEngine {
     compiled_ = core_.compile_model(model, "CPU", cfg);
     request_ = compiled_.create_infer_request();
     stale_ = false;
+    failed_.clear();  // an earlier failed rebuild is over once this one worked
   }
 };
 
@@ -187,9 +193,11 @@ std::unique_ptr<FrozenEngine> make_openvino_engine(torch::jit::Module module, in
                                                    int threads, int64_t prefix_blocks) {
   try {
     return std::make_unique<OpenVinoEngine>(std::move(module), size, precision, threads, prefix_blocks);
-  } catch (const ov::Exception& e) {
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {  // ov::Exception, c10::Error, filesystem errors: all mean "fall back"
     std::string m = e.what();
-    throw Error("OpenVINO could not compile the backbone: " + m.substr(0, m.find('\n')));
+    throw Error("OpenVINO could not make the engine: " + m.substr(0, m.find('\n')));
   }
 }
 

@@ -19,12 +19,13 @@ void Backbone::request_engine(const EngineRequest& req, int64_t image_size, int 
   engine_size_ = image_size;
   engine_threads_ = threads;
   engine_.reset();
-  engine_pending_ = true;
   engine_line_.clear();
+  prefix_note_.clear();
+  prefix_engines_.clear();
 }
 
 const std::string& Backbone::prepare_engine() const {
-  if (!engine_ && engine_pending_) build_engine();
+  if (!engine_ && !choice_.engine.empty()) build_engine();  // requested, not built yet
   if (engine_line_.empty()) engine_line_ = "engine: torchscript fp32 (the module itself; no engine was requested)";
   return engine_line_;
 }
@@ -42,11 +43,12 @@ void Backbone::build_engine() const {
   if (!engine_) engine_ = make_torchscript_engine(module_, dtype_of(choice_.precision));
   engine_line_ = "engine: " + engine_->name() + " (" + choice_.reason + ")";
   if (!fallback.empty()) engine_line_ += "; OpenVINO was chosen but could not be made, so TorchScript runs: " + fallback;
+  engine_line_ += prefix_note_;
 }
 
 at::Tensor Backbone::forward_prefix(const at::Tensor& x, int64_t k) {
-  if (choice_.engine != "openvino" || !engine_pending_ || first_trainable_child() < k || !x.device().is_cpu())
-    return forward_range(x, 0, k);
+  if (k <= 0) return x;  // an empty prefix: nothing to run, nothing to convert
+  if (choice_.engine != "openvino" || first_trainable_child() < k || !x.device().is_cpu()) return forward_range(x, 0, k);
   auto it = prefix_engines_.find(k);
   if (it == prefix_engines_.end()) {
     std::shared_ptr<FrozenEngine> e;
@@ -54,8 +56,9 @@ at::Tensor Backbone::forward_prefix(const at::Tensor& x, int64_t k) {
       e = make_openvino_engine(module_, engine_size_, choice_.precision,
                                engine_threads_ > 0 ? engine_threads_ : at::get_num_threads(), k);
     } catch (const Error& err) {
-      prepare_engine();
-      engine_line_ += "; the frozen prefix (blocks 0.." + std::to_string(k - 1) + ") runs on TorchScript: " + err.what();
+      // Said in the engine line, without building the whole backbone's engine for it (parameters train now).
+      const std::string note = "; the frozen prefix (blocks 0.." + std::to_string(k - 1) + ") runs on TorchScript: " + err.what();
+      (engine_line_.empty() ? prefix_note_ : engine_line_) += note;
     }
     it = prefix_engines_.emplace(k, std::move(e)).first;
   }

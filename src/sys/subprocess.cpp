@@ -70,8 +70,11 @@ ChildResult run_child(const std::vector<std::string>& args, const std::vector<st
     return r;
   }
   r.started = true;
-  bool forwarded = false, open = capture;
+  bool forwarded = false, open = capture, waited = false;
   int status = 0;
+  auto keep_tail = [&] {
+    if (r.output.size() > 65536) r.output.erase(0, r.output.size() - 65536);
+  };
   for (;;) {
     if (open) {
       pollfd p{pipefd[0], POLLIN, 0};
@@ -80,7 +83,7 @@ ChildResult run_child(const std::vector<std::string>& args, const std::vector<st
         const ssize_t k = read(pipefd[0], buf, sizeof buf);
         if (k > 0) {
           r.output.append(buf, static_cast<size_t>(k));
-          if (r.output.size() > 65536) r.output.erase(0, r.output.size() - 65536);
+          keep_tail();
         } else if (k == 0 || errno != EINTR) {
           open = false;
         }
@@ -89,20 +92,31 @@ ChildResult run_child(const std::vector<std::string>& args, const std::vector<st
       usleep(20'000);
     }
     const pid_t w = waitpid(pid, &status, WNOHANG);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) break;
+    if (w == pid) {
+      waited = true;
+      break;
+    }
+    if (w < 0 && errno != EINTR) {
+      r.output += std::string("\n(waiting for the child failed: ") + std::strerror(errno) + ")";
+      break;
+    }
     if (interrupt_requested() && !forwarded) {
       kill(pid, SIGTERM);
       forwarded = true;
     }
   }
   if (capture) {
-    // What it wrote just before it ended.
+    // What it wrote just before it ended; without blocking, since a process it started may still hold the pipe.
+    fcntl(pipefd[0], F_SETFL, fcntl(pipefd[0], F_GETFL) | O_NONBLOCK);
     char buf[4096];
     ssize_t k;
-    while ((k = read(pipefd[0], buf, sizeof buf)) > 0) r.output.append(buf, static_cast<size_t>(k));
+    while ((k = read(pipefd[0], buf, sizeof buf)) > 0) {
+      r.output.append(buf, static_cast<size_t>(k));
+      keep_tail();
+    }
     close(pipefd[0]);
   }
+  if (!waited) return r;  // how it ended is unknown: exit_code stays -1, never read as success
   if (WIFSIGNALED(status)) r.signal = WTERMSIG(status);
   else if (WIFEXITED(status)) r.exit_code = WEXITSTATUS(status);
   return r;
@@ -114,6 +128,7 @@ std::string describe_child_end(const ChildResult& r) {
     const char* s = strsignal(r.signal);
     return "was killed by signal " + std::to_string(r.signal) + (s ? " (" + std::string(s) + ")" : std::string());
   }
+  if (r.exit_code < 0) return "ended in a way tlc could not learn (waiting for it failed)";
   return "exited with code " + std::to_string(r.exit_code);
 }
 
