@@ -31,3 +31,26 @@ def make(**kw):
     params = dict(backbone=TINY_BN, image_size=32, epochs=2, batch_size=8, device="cpu")
     params.update(kw)
     return tlc.TransferClassifier(**params)
+
+
+def make_venv(root, torch_init=None):
+    """A fresh venv (no pip, no system site-packages) whose `import torch` is the given stub, or fails when
+    torch_init is None: a foreign Python that does not depend on what /usr/bin/python3 happens to have."""
+    import subprocess
+    base = getattr(sys, "_base_executable", None) or sys.executable
+    subprocess.run([base, "-m", "venv", "--without-pip", str(root)], check=True, timeout=120)
+    py = os.path.join(str(root), "bin", "python")
+    if torch_init is not None:
+        site = subprocess.run([py, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+                              capture_output=True, text=True, check=True).stdout.strip()
+        os.makedirs(os.path.join(site, "torch"))
+        with open(os.path.join(site, "torch", "__init__.py"), "w") as f:
+            f.write(torch_init)
+    return py
+
+
+@pytest.fixture(scope="session")
+def foreign_python(tmp_path_factory):
+    """A Python whose torch is another version than the one tlc was built against (Debian's python3-torch
+    is 1.13): importing tlc there must be a clear ImportError, never a crash."""
+    return make_venv(tmp_path_factory.mktemp("foreign") / "venv", '__version__ = "1.13.0a0"\n')

@@ -45,7 +45,7 @@ def test_python_m_tlc_export_onnx(small_folder, tmp_path):
     assert r.returncode == 2 and "does not exist" in r.stderr
 
 
-def test_cli_tlc_export_onnx(small_folder, tmp_path):
+def test_cli_tlc_export_onnx(small_folder, tmp_path, foreign_python):
     """`tlc export MODEL --onnx OUT` (the CLI runs python -m tlc export-onnx with the project's Python): the file
     gives the CLI-trained model's probabilities; clear errors for a missing model and a Python that is not there."""
     import os
@@ -72,7 +72,8 @@ def test_cli_tlc_export_onnx(small_folder, tmp_path):
                        env=dict(env, TLC_PYTHON=str(tmp_path / "no-python")))
     assert r.returncode != 0 and "set TLC_PYTHON" in r.stderr, r.stderr
     assert not os.path.exists(tmp_path / "y.onnx")
-    # A Python that starts but cannot run the exporter (the system's, without this venv's torch and onnx).
+    # A Python that starts but cannot run the exporter (one with another torch, as a system python3-torch).
     r = subprocess.run([CLI, "export", str(run), "--onnx", str(tmp_path / "z.onnx")], capture_output=True, text=True,
-                       env=dict(env, TLC_PYTHON="/usr/bin/python3"))
+                       env=dict(env, TLC_PYTHON=foreign_python))
     assert r.returncode != 0 and "set TLC_PYTHON to the project's .venv/bin/python" in r.stderr, r.stderr
+    assert "torch 1.13.0a0" in r.stderr and "exited with code 1" in r.stderr, r.stderr
