@@ -66,7 +66,8 @@ TEST(EndToEnd, TinyBackboneOnMixedFolderTrainsPredictsAndMatchesPython) {
   for (int k = 0; k < 3; ++k) {
     std::string img = t.str("heldout" + std::to_string(k) + ".png");
     cv::imwrite(img, class_image(k, 32, 999999u + k));
-    auto p = run_command(tlc_cmd("predict " + q(run / "model.pt") + " " + q(img) + " --json 2>/dev/null"));
+    // fp32: the arithmetic of Python's torch.jit.load below (auto is bf16 on CPUs with bf16 hardware).
+    auto p = run_command(tlc_cmd("predict " + q(run / "model.pt") + " " + q(img) + " --json --precision fp32 2>/dev/null"));
     ASSERT_EQ(p.exit_code, 0) << p.out;
     auto pj = json::parse(p.out);
     EXPECT_EQ(pj[0]["label"], classes[k]) << p.out;

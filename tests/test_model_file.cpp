@@ -14,6 +14,7 @@ tlc::TransferClassifier make_classifier(int64_t hidden, tlc::NormalizeMode mode)
   tlc::TrainOptions o;
   o.hidden = hidden;
   o.device = "cpu";
+  o.precision = "fp32";  // the file's own module runs in fp32; auto is bf16 on CPUs with bf16 hardware
   tlc::Preprocess pre;
   pre.image_size = 24;
   pre.mode = mode;
