@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "engine_test_util.h"
 #include "test_util.h"
 #include "tlc/backbone.h"
 #include "tlc/error.h"
@@ -15,60 +16,6 @@
 using namespace tlc_test;
 
 namespace {
-
-tlc::CpuFeatures avx2_only() {
-  tlc::CpuFeatures f;
-  f.avx2 = true;
-  return f;
-}
-
-tlc::CpuFeatures sapphire_rapids() {
-  tlc::CpuFeatures f;
-  f.avx2 = f.avx512 = f.avx512_vnni = f.avx512_bf16 = f.amx_bf16 = f.amx_int8 = true;
-  return f;
-}
-
-tlc::EngineRequest request(const tlc::CpuFeatures& cpu, const std::string& engine = "auto",
-                           const std::string& precision = "auto", bool openvino = true, bool cuda = false) {
-  tlc::EngineRequest r;
-  r.cpu = cpu;
-  r.engine = engine;
-  r.precision = precision;
-  r.openvino_built = openvino;
-  r.cuda = cuda;
-  return r;
-}
-
-bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
-
-// A fresh engine cache (and optionally another Python) for one test; restored after it.
-class EngineEnv {
- public:
-  explicit EngineEnv(const std::string& cache) {
-    setenv("TLC_ENGINE_CACHE", cache.c_str(), 1);
-    const char* py = std::getenv("TLC_PYTHON");
-    had_python_ = py != nullptr;
-    if (py) python_ = py;
-  }
-  void python(const std::string& p) { setenv("TLC_PYTHON", p.c_str(), 1); }
-  ~EngineEnv() {
-    unsetenv("TLC_ENGINE_CACHE");
-    if (had_python_) setenv("TLC_PYTHON", python_.c_str(), 1);
-    else unsetenv("TLC_PYTHON");
-  }
-
- private:
-  bool had_python_ = false;
-  std::string python_;
-};
-
-int cache_entries(const std::string& dir) {
-  int n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().filename().string().rfind("openvino-", 0) == 0) ++n;
-  return n;
-}
 
 // What fine-tuning does to the last layer with parameters, in place; frozen again afterwards.
 void fine_tune_last_layer(tlc::Backbone& b) {
@@ -81,10 +28,6 @@ void fine_tune_last_layer(tlc::Backbone& b) {
   b.unfreeze_last(0);
 }
 
-at::Tensor reference_features(tlc::Backbone& b, const at::Tensor& x) {
-  torch::NoGradGuard ng;
-  return b.module().forward({x}).toTensor().mean({2, 3});
-}
 
 }  // namespace
 

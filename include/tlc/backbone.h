@@ -108,6 +108,11 @@ class Backbone {
   const std::string& prepare_engine() const;  // builds it when needed; returns engine_line()
   const std::string& engine_line() const { return engine_line_; }  // "engine: openvino 2026.4.1 fp32 (auto: ...)"
   const EngineChoice& engine_choice() const { return choice_; }
+  // --precision int8 calibrates the engine's activation ranges on images like the ones it will see: normalized
+  // float32 NCHW at the engine's size (tlc/calibration.h makes them), set before the engine is built; `what`
+  // goes into the engine line ("128 training images"). needs_calibration(): int8 was chosen and none are set.
+  void set_calibration(const at::Tensor& normalized, const std::string& what);
+  bool needs_calibration() const { return choice_.precision == "int8" && !calibration_.defined(); }
   std::string engine_name() const;  // what runs the frozen passes now ("torchscript fp32" before any request)
   // The input the engine takes (prepares it): dtype and channels-last (the normalize kernel writes it).
   at::ScalarType frozen_dtype() const;
@@ -123,6 +128,8 @@ class Backbone {
   mutable std::shared_ptr<FrozenEngine> engine_;
   mutable std::string engine_line_;
   std::string prefix_note_;  // a prefix engine that could not be made, before engine_line_ exists
+  at::Tensor calibration_;   // int8's calibration images
+  std::string calibration_what_;
   std::map<int64_t, std::shared_ptr<FrozenEngine>> prefix_engines_;  // by k; null: it could not be made
   void build_engine() const;
 };

@@ -21,6 +21,7 @@ struct CpuFeatures {
   bool amx_int8 = false;
   std::string name;          // the processor's name, when cpuinfo knows it
   bool has_bf16() const { return amx_bf16 || avx512_bf16; }
+  bool has_int8() const { return amx_int8 || avx512_vnni; }  // int8 dot products in hardware
   // E.g. "AVX2" or "AVX512F AVX512-VNNI AVX512-BF16 AMX-BF16 AMX-INT8": the features that matter here.
   std::string describe() const;
 };
@@ -29,7 +30,7 @@ CpuFeatures detect_cpu_features();
 // What the user asked for (--engine, --precision) and the facts the choice depends on.
 struct EngineRequest {
   std::string engine = "auto";     // auto | torchscript | openvino
-  std::string precision = "auto";  // auto | fp32 | tf32 | bf16
+  std::string precision = "auto";  // auto | fp32 | tf32 | bf16 | int8
   bool cuda = false;               // the backbone runs on a CUDA device
   CpuFeatures cpu;
   bool openvino_built = false;     // this build links OpenVINO (openvino_available())
@@ -37,13 +38,15 @@ struct EngineRequest {
 
 struct EngineChoice {
   std::string engine;     // torchscript | openvino
-  std::string precision;  // fp32 | tf32 | bf16
+  std::string precision;  // fp32 | tf32 | bf16 | int8
   std::string reason;     // why, in words: the CPU feature seen, the build, the flag
 };
 
 // The one place that decides. Throws tlc::Error for an unknown or impossible request (e.g. --engine openvino
 // on CUDA), naming the flag and the way out. Never picks bf16 on a CPU without bf16 hardware (emulated bf16 is
-// many times slower than fp32); an explicit --precision bf16 there is kept, with the reason saying so.
+// many times slower than fp32); an explicit --precision bf16 there is kept, with the reason saying so. int8 is
+// never automatic (it changes results by more than rounding: `tlc evaluate` measures by how much) and runs on
+// OpenVINO only, so int8 on CUDA, with --engine torchscript or in a build without OpenVINO is an error.
 EngineChoice choose_engine(const EngineRequest& req);
 
 // The request for --engine/--precision on `device`, with this CPU's features (detected once) and this build's
@@ -79,8 +82,16 @@ std::unique_ptr<FrozenEngine> make_torchscript_engine(torch::jit::Module module,
 // (no OpenVINO in the build, no such Python, a conversion failure); the caller falls back to TorchScript.
 // prefix_blocks >= 0: only the first that many blocks (the frozen prefix while fine-tuning; the output is
 // then whatever the last of them gives, e.g. an [N,C,h,w] activation).
+// precision int8: the IR is quantized by NNCF (8-bit weights and activations), its activation ranges calibrated
+// on `calibration`, normalized float32 [M,3,size,size] images like the ones it will see (the training images);
+// the cache key holds them too. Without them it throws (the caller falls back).
 std::unique_ptr<FrozenEngine> make_openvino_engine(torch::jit::Module module, int64_t size, const std::string& precision,
-                                                   int threads, int64_t prefix_blocks = -1);
+                                                   int threads, int64_t prefix_blocks = -1,
+                                                   const at::Tensor& calibration = at::Tensor());
+
+// How many images int8 calibrates on at most: NNCF's statistics need a few hundred, and each costs one float32
+// forward pass during the (cached) conversion.
+inline constexpr int64_t kCalibrationImages = 128;
 
 // Where converted engines live: $TLC_ENGINE_CACHE, else $XDG_CACHE_HOME/tlc/engines, else
 // ~/.cache/tlc/engines.

@@ -10,6 +10,7 @@
 
 #include "tlc/backbone.h"
 #include "tlc/classifier.h"
+#include "tlc/dataset.h"
 #include "tlc/image_io.h"
 #include "tlc/normalize.h"
 
@@ -50,6 +51,11 @@ class ModelFile {
   void set_engine(const std::string& engine, const std::string& precision);
   // "engine: ..." (what runs and why; builds the engine), or the float32 TorchScript without set_engine.
   std::string engine_line();
+  // --precision int8 (after set_engine): the engine is calibrated on up to kCalibrationImages of these files,
+  // decoded and normalized as the model's input (undecodable ones skipped); `what` names them in the engine
+  // line. needs_calibration(): int8 was asked for and no calibration is set.
+  void set_calibration(const std::vector<ImageItem>& items, int threads, const std::string& what);
+  bool needs_calibration() const { return frozen_ && frozen_->needs_calibration(); }
   // Class probabilities [N,K] (on the CPU) for a uint8 [N,S,S,3] RGB batch already at meta().image_size.
   at::Tensor predict_proba(const at::Tensor& images_u8);
   at::Tensor logits(const at::Tensor& normalized);

@@ -2,6 +2,7 @@
 // Whole jobs as library calls, so that everything the CLI does is available from C++: a training run that
 // writes a run folder, prediction of files, and the benchmark.
 #include <iosfwd>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -106,6 +107,7 @@ struct EvaluateOptions {
   std::string show;             // when set: a contact sheet PNG of the highest-loss images (plot_top_losses)
   int show_count = 12;          // how many images that sheet shows
   std::string engine = "auto", precision = "auto";  // of the backbone pass (tlc/engine.h)
+  std::string calibration_dir;  // --precision int8: images to calibrate on (default: the run's training images)
 };
 
 struct Misclassified {
@@ -122,10 +124,24 @@ struct EvaluateResult {
   std::string confusion_png, misclassified_csv;
   std::string worst_png;  // the --show sheet, when asked for
   std::string engine;     // the engine line: what ran the backbone, and why
+  // --precision int8: the same images in fp32, for the accuracy int8 costs.
+  struct Int8Cost {
+    Evaluation fp32;
+    std::string fp32_engine;
+    double agreement = 0;             // the share of images whose top class is the same
+    double max_probability_diff = 0;  // the largest difference of any class probability
+  };
+  std::optional<Int8Cost> int8_cost;
 };
 
 // Scores a saved model on a folder (or its run's test split): metrics, confusion.png, misclassified.csv.
 EvaluateResult run_evaluate(const EvaluateOptions& opt);
+
+// --precision int8 on a model (after set_engine): calibrates its engine on the images of `calibration_dir`, or,
+// without one, on the training images of the run `model_arg` names (config.json: its data folder and split).
+// Throws tlc::Error with the way out when there are none (a bare model file, a data folder that is gone), and
+// when --calibration is given for another precision. Nothing to do otherwise.
+void calibrate_model(ModelFile& model, const std::string& model_arg, const std::string& calibration_dir, int threads);
 
 struct BenchOptions {
   std::string backbone_path;  // empty: skip the backbone figure

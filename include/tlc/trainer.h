@@ -156,6 +156,9 @@ class TransferClassifier {
   // Progress of long loops (feature extraction, each epoch's steps): label, done, total.
   using ProgressFn = std::function<void(const std::string&, int64_t, int64_t)>;
   void set_progress(ProgressFn fn) { progress_ = std::move(fn); }
+  // --precision int8: calibrates the engine on up to kCalibrationImages of `train` (spread evenly) unless it is
+  // calibrated already; fit() and fine_tune() call it first. Nothing for other precisions.
+  void calibrate(const ImageSet& train);
 
   // One training step of the head on a normalized batch (labels on any device): the mean loss and the
   // logits it was computed from. Exposed for the parity tests.

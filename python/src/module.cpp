@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "binding.h"
+#include "tlc/engine.h"
 #include "tlc/error.h"
 #include "tlc/image_io.h"
 #include "tlc/interrupt.h"
@@ -61,6 +62,7 @@ PYBIND11_MODULE(_core, m) {
   m.def("clear_interrupt", &tlc::clear_interrupt);
   m.def("interrupt_requested", &tlc::interrupt_requested);
   m.def("gif_supported", &tlc::gif_supported);
+  m.def("openvino_version", &tlc::openvino_version, "OpenVINO's release when this build has its engine, else ''");
   py::bind_data(m);
   py::bind_classifier(m);
 }

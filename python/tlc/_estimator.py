@@ -151,7 +151,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         return self
 
     def _reuse(self):
-        return bool(self.reuse_features) and self.epochs > 0 and self.cache_features != "off"
+        # int8 features depend on the images the engine was calibrated on (each fit's own training images), so
+        # they are not shared between fits.
+        return (bool(self.reuse_features) and self.epochs > 0 and self.cache_features != "off"
+                and self.precision != "int8")
 
     # --- prediction -----------------------------------------------------------------------------------------
     def _check_fitted(self):

@@ -31,5 +31,7 @@ void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixe
 void add_decode_flag(CLI::App* sub, std::string& decode);
 // --engine and --precision of the frozen backbone passes (tlc/engine.h).
 void add_engine_flags(CLI::App* sub, std::string& engine, std::string& precision);
+// --calibration DIR: the images --precision int8 calibrates on (tlc::calibrate_model).
+void add_calibration_flag(CLI::App* sub, std::string& dir);
 
 }  // namespace tlc::cli

@@ -21,6 +21,14 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                      {"support", e.support[c]}});
     nlohmann::json skipped = nlohmann::json::array();
     for (const auto& s : r.skipped) skipped.push_back({{"path", s.path}, {"reason", s.reason}});
+    nlohmann::json cost = nullptr;
+    if (r.int8_cost)
+      cost = {{"fp32_accuracy", r.int8_cost->fp32.accuracy},
+              {"fp32_loss", r.int8_cost->fp32.loss},
+              {"accuracy_points", 100.0 * (e.accuracy - r.int8_cost->fp32.accuracy)},
+              {"agreement", r.int8_cost->agreement},
+              {"max_probability_diff", r.int8_cost->max_probability_diff},
+              {"fp32_engine", r.int8_cost->fp32_engine}};
     std::cout << nlohmann::json{{"source", r.source},
                                 {"count", e.count},
                                 {"loss", e.loss},
@@ -35,7 +43,8 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                                 {"confusion_png", r.confusion_png},
                                 {"misclassified_csv", r.misclassified_csv},
                                 {"worst_png", r.worst_png},
-                                {"engine", r.engine}}
+                                {"engine", r.engine},
+                                {"int8_cost", cost}}
                      .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return 0;
@@ -46,6 +55,14 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
   std::cout << std::fixed << std::setprecision(4) << "images: " << e.count << "\nloss: " << e.loss
             << "\naccuracy: " << e.accuracy << "\n";
   if (top_k_shown) std::cout << "top-" << e.top_k << " accuracy: " << e.top_k_accuracy << "\n";
+  if (const auto& c = r.int8_cost) {
+    const double points = 100.0 * (e.accuracy - c->fp32.accuracy);
+    std::cout << "int8 against fp32 on the same images: accuracy " << e.accuracy << " vs " << c->fp32.accuracy << " ("
+              << std::showpos << std::setprecision(2) << points << std::noshowpos << " points), loss " << std::setprecision(4)
+              << e.loss << " vs " << c->fp32.loss << ", the same top class for " << std::setprecision(1)
+              << 100.0 * c->agreement << "% of the images, largest probability difference " << std::setprecision(4)
+              << c->max_probability_diff << "\n  (fp32 " << c->fp32_engine << ")\n";
+  }
   std::cout << "\n";
   size_t w = 10;
   for (const auto& c : r.classes) w = std::max(w, c.size() + 2);
@@ -77,6 +94,7 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   add_engine_flags(sub, o->engine, o->precision);
+  add_calibration_flag(sub, o->calibration_dir);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_model_input_flags(sub, o->resize, o->max_pixels);
   add_label_flags(sub, o->labels);

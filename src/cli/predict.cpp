@@ -31,6 +31,7 @@ struct PredictOptions {
   std::string resize;  // empty: as the model was trained
   std::string decode = "auto";
   std::string engine = "auto", precision = "auto";
+  std::string calibration;  // --precision int8's images (default: the run's training images)
 };
 
 int run_predict(const PredictOptions& o) {
@@ -38,6 +39,7 @@ int run_predict(const PredictOptions& o) {
   model.to(resolve_device(o.device));
   model.set_engine(o.engine, o.precision);
   if (!o.resize.empty()) model.set_resize(parse_resize_mode(o.resize));
+  calibrate_model(model, o.model, o.calibration, o.threads);
   const auto& classes = model.meta().classes;
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
     std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel
@@ -144,6 +146,7 @@ void setup_predict(CLI::App& app, int* exit_code) {
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_decode_flag(sub, o->decode);
   add_engine_flags(sub, o->engine, o->precision);
+  add_calibration_flag(sub, o->calibration);
   sub->callback([o, exit_code] { *exit_code = run_predict(*o); });
 }
 

@@ -40,8 +40,16 @@ void add_engine_flags(CLI::App* sub, std::string& engine, std::string& precision
       ->capture_default_str()->check(CLI::IsMember({"auto", "torchscript", "openvino"}));
   sub->add_option("--precision", precision,
                   "Frozen backbone passes: auto (bf16 on CUDA and on CPUs with AMX-BF16 or AVX512-BF16, else "
-                  "fp32), fp32, tf32 (CUDA), bf16; the head, the optimizer and fine-tuned layers stay fp32")
-      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16"}));
+                  "fp32), fp32, tf32 (CUDA), bf16, or int8 (CPU, OpenVINO: post-training static quantization "
+                  "calibrated on up to 128 training images; `tlc evaluate --precision int8` prints what it costs "
+                  "against fp32); the head, the optimizer and fine-tuned layers stay fp32")
+      ->capture_default_str()->check(CLI::IsMember({"auto", "fp32", "tf32", "bf16", "int8"}));
+}
+
+void add_calibration_flag(CLI::App* sub, std::string& dir) {
+  sub->add_option("--calibration", dir,
+                  "With --precision int8: a folder of images like the ones the model will see, to calibrate on "
+                  "(up to 128, spread evenly; default: the training images of the run the model belongs to)");
 }
 
 }  // namespace tlc::cli

@@ -37,7 +37,7 @@ CpuFeatures detect_cpu_features() {
     return false;
   };
   f.avx2 = flag({"avx2"});
-  f.avx512 = flag({"avx512f"});
+  f.avx512 = flag({"avx512_f", "avx512f"});
   f.avx512_vnni = flag({"avx512vnni", "avx512_vnni"});
   f.avx512_bf16 = flag({"avx512bf16", "avx512_bf16"});
   f.amx_bf16 = flag({"amx_bf16", "amxbf16"});
@@ -66,9 +66,27 @@ EngineRequest engine_request(const std::string& engine, const std::string& preci
 EngineChoice choose_engine(const EngineRequest& r) {
   if (r.engine != "auto" && r.engine != "torchscript" && r.engine != "openvino")
     throw Error("--engine must be auto, torchscript or openvino (got '" + r.engine + "')");
-  if (r.precision != "auto" && r.precision != "fp32" && r.precision != "tf32" && r.precision != "bf16")
-    throw Error("--precision must be auto, fp32, tf32 or bf16 (got '" + r.precision + "')");
+  if (r.precision != "auto" && r.precision != "fp32" && r.precision != "tf32" && r.precision != "bf16" &&
+      r.precision != "int8")
+    throw Error("--precision must be auto, fp32, tf32, bf16 or int8 (got '" + r.precision + "')");
   EngineChoice c;
+  if (r.precision == "int8") {
+    if (r.cuda)
+      throw Error("--precision int8 runs on the CPU (OpenVINO's int8 kernels); use --device cpu, or bf16 on CUDA");
+    if (r.engine == "torchscript")
+      throw Error("--precision int8 runs on the OpenVINO engine; drop --engine torchscript (or use --precision fp32/bf16)");
+    if (!r.openvino_built)
+      throw Error("--precision int8 needs OpenVINO, and this build of tlc has no OpenVINO (scripts/setup.sh installs the "
+                  "openvino wheel; rebuild with scripts/build.sh), or use --precision fp32/bf16");
+    c.engine = "openvino";
+    c.precision = "int8";
+    c.reason = "--precision int8: post-training static quantization (NNCF), calibrated on training images; ";
+    if (r.cpu.has_int8())
+      c.reason += std::string("the CPU has ") + (r.cpu.amx_int8 ? "AMX-INT8" : "AVX512-VNNI");
+    else
+      c.reason += "this CPU has " + r.cpu.describe() + " but neither AMX-INT8 nor AVX512-VNNI, so int8 gains less";
+    return c;
+  }
   if (r.cuda) {
     if (r.engine == "openvino")
       throw Error("--engine openvino runs on the CPU only; use --device cpu, or --engine torchscript (or auto) on CUDA");

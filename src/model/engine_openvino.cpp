@@ -28,7 +28,8 @@ namespace tlc {
 
 bool openvino_available() { return false; }
 std::string openvino_version() { return ""; }
-std::unique_ptr<FrozenEngine> make_openvino_engine(torch::jit::Module, int64_t, const std::string&, int, int64_t) {
+std::unique_ptr<FrozenEngine> make_openvino_engine(torch::jit::Module, int64_t, const std::string&, int, int64_t,
+                                                   const at::Tensor&) {
   throw Error("this build of tlc has no OpenVINO");
 }
 
@@ -50,10 +51,34 @@ std::string hex(uint64_t v) {
   return buf;
 }
 
+// A float32 tensor as a .npy file (format 1.0), which the converter reads with numpy.load.
+void write_npy(const fs::path& path, const at::Tensor& t) {
+  const at::Tensor c = t.to(at::kFloat).contiguous();
+  std::string shape;
+  for (int64_t d : c.sizes()) shape += std::to_string(d) + ", ";
+  std::string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + shape + "), }";
+  const size_t total = 10 + header.size() + 1;
+  header.append((64 - total % 64) % 64, ' ');
+  header += '\n';
+  std::string out = "\x93NUMPY";
+  out += '\x01';
+  out += '\x00';
+  out += static_cast<char>(header.size() & 0xff);
+  out += static_cast<char>((header.size() >> 8) & 0xff);
+  out += header;
+  std::FILE* f = std::fopen(path.c_str(), "wb");
+  const size_t bytes = static_cast<size_t>(c.numel()) * sizeof(float);
+  const bool ok = f && std::fwrite(out.data(), 1, out.size(), f) == out.size() &&
+                  std::fwrite(c.data_ptr<float>(), 1, bytes, f) == bytes;
+  if (f) std::fclose(f);
+  if (!ok) throw Error("cannot write " + path.string() + " for the int8 calibration; set TLC_ENGINE_CACHE to a writable folder");
+}
+
 // The IR for this module (or its first `blocks` blocks) at this size: from the cache, else converted into it.
 // The key is the module's serialized bytes (code, weights, buffers), OpenVINO's version, the size and the
-// prefix, so a fine-tuned backbone gets an IR of its own and an upgrade of OpenVINO converts again.
-fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t blocks) {
+// prefix, so a fine-tuned backbone gets an IR of its own and an upgrade of OpenVINO converts again; an int8 IR
+// also keys on its calibration images.
+fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t blocks, const at::Tensor& calibration) {
   std::ostringstream bytes;
   try {
     module.save(bytes);
@@ -66,8 +91,15 @@ fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t block
   h.add(openvino_version());
   h.add(size);
   h.add(blocks);
+  at::Tensor calib;
+  if (calibration.defined()) {
+    calib = calibration.to(at::kFloat).contiguous();
+    h.add(std::string("int8"));
+    h.add(calib.data_ptr<float>(), static_cast<size_t>(calib.numel()) * sizeof(float));
+    for (int64_t d : calib.sizes()) h.add(d);
+  }
   const fs::path root = engine_cache_dir();
-  const fs::path dir = root / ("openvino-" + hex(h.h));
+  const fs::path dir = root / ((calib.defined() ? "openvino-int8-" : "openvino-") + hex(h.h));
   std::error_code ec;
   if (fs::exists(dir / "backbone.xml", ec) && fs::exists(dir / "backbone.bin", ec)) return dir;
   fs::create_directories(root, ec);
@@ -91,8 +123,19 @@ fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t block
   // PYTHONSAFEPATH: the current folder (a torch/ folder there) must not shadow the real packages.
   std::vector<std::string> args = {py, "-c", k_ov_convert_source, in.string(), tmp.string(), std::to_string(size)};
   if (blocks >= 0) args.push_back(std::to_string(blocks));
+  const fs::path calib_file = tmp / "calibration.npy";
+  if (calib.defined()) {
+    try {
+      write_npy(calib_file, calib);
+    } catch (const Error&) {
+      fs::remove_all(tmp, ec);
+      throw;
+    }
+    args.insert(args.end(), {"--int8", calib_file.string()});
+  }
   ChildResult r = run_child(args, {"PYTHONSAFEPATH=1"}, /*capture=*/true);
   fs::remove(in, ec);
+  fs::remove(calib_file, ec);
   if (!r.started || r.signal != 0 || r.exit_code != 0) {
     fs::remove_all(tmp, ec);
     std::string why = r.output;
@@ -100,7 +143,8 @@ fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t block
     const size_t nl = why.rfind('\n');
     if (nl != std::string::npos) why = why.substr(nl + 1);  // the converter's own one-line reason comes last
     throw Error("the OpenVINO conversion with " + py + " " + describe_child_end(r) + (why.empty() ? "" : ": " + why) +
-                "; set TLC_PYTHON to a Python with torch and openvino (.venv/bin/python after scripts/setup.sh)");
+                "; set TLC_PYTHON to a Python with torch and openvino" + (calib.defined() ? " and nncf" : "") +
+                " (.venv/bin/python after scripts/setup.sh)");
   }
   fs::rename(tmp, dir, ec);
   if (ec) {  // another tlc converted the same backbone meanwhile: theirs is as good
@@ -112,8 +156,12 @@ fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t block
 
 class OpenVinoEngine final : public FrozenEngine {
  public:
-  OpenVinoEngine(torch::jit::Module module, int64_t size, const std::string& precision, int threads, int64_t blocks)
-      : module_(std::move(module)), size_(size), precision_(precision), threads_(threads), blocks_(blocks) {
+  OpenVinoEngine(torch::jit::Module module, int64_t size, const std::string& precision, int threads, int64_t blocks,
+                 at::Tensor calibration)
+      : module_(std::move(module)), size_(size), precision_(precision), threads_(threads), blocks_(blocks),
+        calibration_(std::move(calibration)) {
+    if (precision_ == "int8" && !calibration_.defined())
+      throw Error("int8 needs calibration images (normalized like the input), and none were given");
     build();
   }
 
@@ -163,6 +211,7 @@ class OpenVinoEngine final : public FrozenEngine {
   std::string precision_;
   int threads_;
   int64_t blocks_;  // -1: the whole backbone
+  at::Tensor calibration_;  // int8: the images its activation ranges come from (kept for fine-tuned weights)
   ov::Core core_;
   ov::CompiledModel compiled_;
   ov::InferRequest request_;
@@ -175,10 +224,13 @@ class OpenVinoEngine final : public FrozenEngine {
   }
 
   void build() {
-    const fs::path dir = cached_ir(module_, size_, blocks_);
+    const bool int8 = precision_ == "int8";
+    const fs::path dir = cached_ir(module_, size_, blocks_, int8 ? calibration_ : at::Tensor());
     std::shared_ptr<ov::Model> model = core_.read_model((dir / "backbone.xml").string());
-    ov::AnyMap cfg{ov::hint::inference_precision(precision_ == "bf16" ? ov::element::bf16 : ov::element::f32),
-                   ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
+    ov::AnyMap cfg{ov::hint::performance_mode(ov::hint::PerformanceMode::LATENCY)};
+    // int8: the quantized layers run in int8 whatever the hint; the rest (the first layer, pooling) in the CPU
+    // plugin's default, bf16 on bf16 hardware and f32 elsewhere.
+    if (!int8) cfg.emplace(ov::hint::inference_precision(precision_ == "bf16" ? ov::element::bf16 : ov::element::f32));
     if (threads_ > 0) cfg.emplace(ov::inference_num_threads(threads_));
     compiled_ = core_.compile_model(model, "CPU", cfg);
     request_ = compiled_.create_infer_request();
@@ -190,9 +242,9 @@ class OpenVinoEngine final : public FrozenEngine {
 }  // namespace
 
 std::unique_ptr<FrozenEngine> make_openvino_engine(torch::jit::Module module, int64_t size, const std::string& precision,
-                                                   int threads, int64_t prefix_blocks) {
+                                                   int threads, int64_t prefix_blocks, const at::Tensor& calibration) {
   try {
-    return std::make_unique<OpenVinoEngine>(std::move(module), size, precision, threads, prefix_blocks);
+    return std::make_unique<OpenVinoEngine>(std::move(module), size, precision, threads, prefix_blocks, calibration);
   } catch (const Error&) {
     throw;
   } catch (const std::exception& e) {  // ov::Exception, c10::Error, filesystem errors: all mean "fall back"

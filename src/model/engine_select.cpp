@@ -24,6 +24,17 @@ void Backbone::request_engine(const EngineRequest& req, int64_t image_size, int 
   prefix_engines_.clear();
 }
 
+void Backbone::set_calibration(const at::Tensor& normalized, const std::string& what) {
+  if (normalized.dim() != 4 || normalized.size(0) == 0 || normalized.size(1) != 3)
+    throw Error("the int8 calibration images must be a non-empty [M,3,S,S] batch");
+  calibration_ = normalized.to(at::kCPU, at::kFloat).contiguous();
+  calibration_what_ = what;
+  if (choice_.precision == "int8") {  // a new calibration makes a new engine
+    engine_.reset();
+    engine_line_.clear();
+  }
+}
+
 const std::string& Backbone::prepare_engine() const {
   if (!engine_ && !choice_.engine.empty()) build_engine();  // requested, not built yet
   if (engine_line_.empty()) engine_line_ = "engine: torchscript fp32 (the module itself; no engine was requested)";
@@ -35,20 +46,24 @@ void Backbone::build_engine() const {
   if (choice_.engine == "openvino") {
     const int threads = engine_threads_ > 0 ? engine_threads_ : at::get_num_threads();
     try {
-      engine_ = make_openvino_engine(module_, engine_size_, choice_.precision, threads);
+      engine_ = make_openvino_engine(module_, engine_size_, choice_.precision, threads, -1,
+                                     choice_.precision == "int8" ? calibration_ : at::Tensor());
     } catch (const Error& e) {
       fallback = e.what();
     }
   }
   if (!engine_) engine_ = make_torchscript_engine(module_, dtype_of(choice_.precision));
   engine_line_ = "engine: " + engine_->name() + " (" + choice_.reason + ")";
+  if (choice_.precision == "int8" && fallback.empty()) engine_line_ += "; calibrated on " + calibration_what_;
   if (!fallback.empty()) engine_line_ += "; OpenVINO was chosen but could not be made, so TorchScript runs: " + fallback;
   engine_line_ += prefix_note_;
 }
 
 at::Tensor Backbone::forward_prefix(const at::Tensor& x, int64_t k) {
   if (k <= 0) return x;  // an empty prefix: nothing to run, nothing to convert
-  if (choice_.engine != "openvino" || first_trainable_child() < k || !x.device().is_cpu()) return forward_range(x, 0, k);
+  // int8 prefixes are not made: the prefix feeds layers that train, which want the float activations.
+  if (choice_.engine != "openvino" || choice_.precision == "int8" || first_trainable_child() < k || !x.device().is_cpu())
+    return forward_range(x, 0, k);
   auto it = prefix_engines_.find(k);
   if (it == prefix_engines_.end()) {
     std::shared_ptr<FrozenEngine> e;

@@ -4,6 +4,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "tlc/calibration.h"
 #include "tlc/device.h"
 #include "tlc/error.h"
 #include "tlc/util.h"
@@ -177,6 +178,16 @@ void ModelFile::set_engine(const std::string& engine, const std::string& precisi
   // The backbone module is shared with the file's module (a handle), so both see the same weights.
   frozen_ = std::make_shared<Backbone>(Backbone::from_module(module_.attr("backbone").toModule(), path_ + " (backbone)"));
   frozen_->request_engine(engine_request(engine, precision, device_), meta_.image_size);
+}
+
+void ModelFile::set_calibration(const std::vector<ImageItem>& items, int threads, const std::string& what) {
+  if (!frozen_) throw Error("set_calibration needs set_engine first");
+  DecodeOptions opt;
+  opt.size = static_cast<int>(meta_.image_size);
+  opt.resize = meta_.resize;
+  int64_t used = 0;
+  const at::Tensor c = calibration_batch(items, opt, spec(), threads, &used);
+  frozen_->set_calibration(c, std::to_string(used) + " " + what);
 }
 
 std::string ModelFile::engine_line() {

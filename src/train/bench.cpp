@@ -11,6 +11,7 @@
 #include <ostream>
 
 #include "tlc/backbone.h"
+#include "tlc/calibration.h"
 #include "tlc/dataset.h"
 #include "tlc/error.h"
 #include "tlc/gpu_decode.h"
@@ -205,6 +206,20 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
   Backbone bb = Backbone::load(opt.backbone_path);
   bb.to(dev);
   bb.request_engine(engine_request(opt.engine, opt.precision, dev), size);
+  if (bb.needs_calibration()) {
+    // int8's ranges from the --images files when there are some; else from the random pixels, which time the
+    // same but say nothing of accuracy.
+    if (!opt.images_dir.empty()) {
+      DecodeOptions copt;
+      copt.size = size;
+      int64_t used = 0;
+      const at::Tensor c = calibration_batch(list_image_folder(opt.images_dir, 1).items, copt, spec, threads, &used);
+      bb.set_calibration(c, std::to_string(used) + " images of " + opt.images_dir);
+    } else {
+      bb.set_calibration(normalize(u8.cpu(), spec, at::kFloat, Layout::nchw),
+                         std::to_string(opt.batch_size) + " random images (timing only; --images calibrates on files)");
+    }
+  }
   log << "bench: " << bb.prepare_engine() << "\n";
   const at::ScalarType in_dtype = bb.frozen_dtype();
   const bool nhwc = bb.frozen_channels_last();

@@ -103,6 +103,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
     items = std::move(present);
   }
   if (items.empty()) throw Error("nothing to evaluate: " + r.source + " holds no images");
+  calibrate_model(model, opt.model_path, opt.calibration_dir, opt.threads);
   r.engine = model.engine_line();
   DecodeOptions dopt;
   dopt.size = static_cast<int>(model.meta().image_size);
@@ -112,13 +113,27 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   ImageSet set = ImageSet::scan(items, dopt, opt.threads, int64_t{1} << 40, false, report);
   r.skipped.insert(r.skipped.end(), report.broken.begin(), report.broken.end());
   if (set.size() == 0) throw Error("none of the " + std::to_string(items.size()) + " images could be decoded");
-  std::vector<at::Tensor> parts;
   std::vector<int64_t> labels;
-  auto batches = prefetch_batches(set, batches_in_order(set.size(), opt.batch_size), model.device());
-  for (int64_t k = 0; k < batches->count(); ++k) parts.push_back(model.predict_proba(batches->next()));
+  auto probabilities = [&] {
+    std::vector<at::Tensor> parts;
+    auto batches = prefetch_batches(set, batches_in_order(set.size(), opt.batch_size), model.device());
+    for (int64_t k = 0; k < batches->count(); ++k) parts.push_back(model.predict_proba(batches->next()));
+    return at::cat(parts).contiguous();
+  };
   for (const auto& it : set.items()) labels.push_back(it.label);
-  at::Tensor probs = at::cat(parts).contiguous();
+  at::Tensor probs = probabilities();
   r.eval = evaluate_probabilities(probs, labels, opt.top_k);
+  if (opt.precision == "int8") {
+    // int8 changes results by more than rounding: the same images again in fp32 say by how much.
+    model.set_engine(opt.engine, "fp32");
+    const at::Tensor ref = probabilities();
+    EvaluateResult::Int8Cost c;
+    c.fp32 = evaluate_probabilities(ref, labels, opt.top_k);
+    c.fp32_engine = model.engine_line();
+    c.agreement = probs.argmax(1).eq(ref.argmax(1)).to(at::kDouble).mean().item<double>();
+    c.max_probability_diff = (probs - ref).abs().max().item<double>();
+    r.int8_cost = c;
+  }
   auto a = probs.accessor<float, 2>();
   for (int64_t i = 0; i < set.size(); ++i) {
     int64_t pred = probs[i].argmax().item<int64_t>();

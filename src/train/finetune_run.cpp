@@ -136,6 +136,7 @@ TrainRunResult finetune_impl(const FinetuneRunOptions& opt, const std::string& o
   warn_without_validation(p, t, log);
   std::vector<EpochStats> before = read_history(path_in(opt.run_dir, "history.csv"));
   const int first = before.empty() ? 1 : before.back().epoch + 1;
+  clf.calibrate(p.train);  // --precision int8: before the first frozen pass, the initial score
   res.initial_val = clf.score(p.val.size() > 0 ? p.val : p.train);
   log << "before fine-tuning (" << (p.val.size() > 0 ? "val" : "train") << "): loss " << fmt(res.initial_val.loss)
       << ", acc " << fmt(res.initial_val.acc) << "\n";

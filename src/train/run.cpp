@@ -86,8 +86,7 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   // Everything that can be checked before the long work is checked first.
   if (opt.image_size < 8 || opt.image_size > 4096) throw Error("--image-size must be between 8 and 4096");
   if (opt.train.epochs < 0) throw Error("--epochs must be >= 0");
-  DataSpec d{opt.data_dir, opt.val_dir, opt.test_dir, opt.val_split, opt.test_split, opt.train.seed, opt.image_size,
-             opt.max_pixels, opt.memory_budget_mb, opt.threads, opt.strict, parse_resize_mode(opt.resize), opt.labels};
+  const DataSpec d = data_spec_of(opt);
   ImageFolder folder = list_data(d);
   res.classes = folder.classes;
   Backbone backbone = Backbone::load(opt.backbone_path);
@@ -147,6 +146,7 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   log << "  backbone: " << bi.path << " (" << bi.arch << ", " << bi.weights << " weights, " << bi.output_channels
       << " channels, " << clf->backbone().parameter_count() << " parameters, frozen)\n";
   // Built here (a compiled engine converts once per backbone), so the log says what runs before it runs.
+  calibrate_on_training_images(*clf, d, folder);
   log << "  " << clf->backbone().prepare_engine() << "\n";
   log << "  preprocessing: " << pre.image_size << "x" << pre.image_size << ", normalize " << to_string(pre.mode)
       << " (" << norm.origin << "), resize " << to_string(pre.resize) << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";

@@ -8,6 +8,7 @@
 
 #include "run_internal.h"
 #include "trainer_internal.h"
+#include "tlc/calibration.h"
 #include "tlc/data_checks.h"
 #include "tlc/dist.h"
 #include "tlc/error.h"
@@ -16,6 +17,8 @@
 #include "tlc/run_folder.h"
 #include "tlc/text.h"
 #include "tlc/util.h"
+
+namespace fs = std::filesystem;
 
 namespace tlc::detail {
 namespace {
@@ -102,14 +105,36 @@ ImageFolder list_data(const DataSpec& d) {
 
 // With `first_pass`, the training and validation images go through its feature sinks while they are
 // decoded, so that the head phase's feature extraction overlaps the decoding.
+DataSpec data_spec_of(const TrainRunOptions& opt) {
+  return DataSpec{opt.data_dir,   opt.val_dir,   opt.test_dir,         opt.val_split,
+                  opt.test_split, opt.train.seed, opt.image_size,      opt.max_pixels,
+                  opt.memory_budget_mb, opt.threads, opt.strict, parse_resize_mode(opt.resize), opt.labels};
+}
+
+Split split_of(const DataSpec& d, const ImageFolder& folder) {
+  return split_stratified(folder.items, static_cast<int64_t>(folder.classes.size()), d.val_dir.empty() ? d.val_split : 0.0,
+                          d.test_dir.empty() ? d.test_split : 0.0, d.seed, folder.classes);
+}
+
+void calibrate_on_training_images(TransferClassifier& clf, const DataSpec& d, const ImageFolder& folder) {
+  if (!clf.backbone().needs_calibration()) return;
+  DecodeOptions dopt;
+  dopt.size = static_cast<int>(d.image_size);
+  dopt.max_pixels = d.max_pixels;
+  dopt.resize = d.resize;
+  int64_t used = 0;
+  const NormalizeSpec spec = NormalizeSpec::from_mode(clf.preprocess().mode);
+  const at::Tensor c = calibration_batch(split_of(d, folder).train, dopt, spec, d.threads, &used);
+  clf.backbone().set_calibration(c, std::to_string(used) + " training image" + (used == 1 ? "" : "s"));
+}
+
 PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassifier* first_pass) {
   PreparedData p;
   p.folder = std::move(folder);
   const bool own_val = !d.val_dir.empty(), own_test = !d.test_dir.empty();
   if (own_val) p.val_folder = list_images_with_classes(d.val_dir, d.labels, p.folder.classes);
   if (own_test) p.test_folder = list_images_with_classes(d.test_dir, d.labels, p.folder.classes);
-  Split split = split_stratified(p.folder.items, static_cast<int64_t>(p.folder.classes.size()),
-                                 own_val ? 0.0 : d.val_split, own_test ? 0.0 : d.test_split, d.seed, p.folder.classes);
+  Split split = split_of(d, p.folder);
   if (own_val) split.val = p.val_folder.items;
   if (own_test) split.test = p.test_folder.items;
   DecodeOptions dopt;
@@ -207,3 +232,39 @@ void warn_without_validation(const PreparedData& p, const TrainOptions& t, std::
 }
 
 }  // namespace tlc::detail
+
+namespace tlc {
+
+void calibrate_model(ModelFile& model, const std::string& model_arg, const std::string& calibration_dir, int threads) {
+  using namespace detail;
+  if (!model.needs_calibration()) {
+    if (!calibration_dir.empty())
+      throw Error("--calibration " + calibration_dir + " is for --precision int8, and this command runs " +
+                  model.engine_line().substr(8) + "; drop --calibration, or add --precision int8");
+    return;
+  }
+  if (!calibration_dir.empty()) {
+    std::vector<ImageItem> items;
+    for (const std::string& f : list_image_files(calibration_dir)) items.push_back({f, 0});
+    if (items.empty()) throw Error("--calibration " + calibration_dir + " holds no image files");
+    model.set_calibration(items, threads, "images of " + calibration_dir);
+    return;
+  }
+  // A run folder (or its model.pt): the images it was trained on, split as it split them.
+  const fs::path dir = fs::path(resolve_model_path(model_arg)).parent_path();
+  const fs::path config = (dir.empty() ? fs::path(".") : dir) / "config.json";
+  const std::string way_out = "give --calibration DIR: a few hundred images like the ones the model will see (its "
+                              "training images are best)";
+  if (!fs::exists(config))
+    throw Error("--precision int8 calibrates on images like the ones the model will see, and " + model_arg +
+                " is a model file without its run folder (no config.json beside it); " + way_out);
+  const TrainRunOptions run = options_from_config(read_json_file(config.string()), dir.string());
+  DataSpec d = data_spec_of(run);
+  d.threads = threads;
+  if (!fs::is_directory(d.data_dir))
+    throw Error("--precision int8 calibrates on the run's training images, and its data folder " + d.data_dir +
+                " (config.json) is gone; " + way_out);
+  model.set_calibration(split_of(d, list_data(d)).train, threads, "training images of " + d.data_dir);
+}
+
+}  // namespace tlc

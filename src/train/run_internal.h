@@ -63,6 +63,12 @@ struct DataSpec {
 };
 
 ImageFolder list_data(const DataSpec& d);
+DataSpec data_spec_of(const TrainRunOptions& opt);  // the data part of a train run's options
+// The train/val/test split of a listed folder (its seed, fractions, and --val/--test folders).
+Split split_of(const DataSpec& d, const ImageFolder& folder);
+// --precision int8: calibrates the classifier's engine on the training split's images (tlc/calibration.h)
+// before its first frozen pass; nothing for other precisions.
+void calibrate_on_training_images(TransferClassifier& clf, const DataSpec& d, const ImageFolder& folder);
 // With `first_pass`, the training and validation images go through its feature sinks while they are
 // decoded, so that the head phase's feature extraction overlaps the decoding.
 PreparedData prepare_data(const DataSpec& d, ImageFolder folder, TransferClassifier* first_pass = nullptr);

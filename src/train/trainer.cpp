@@ -13,6 +13,7 @@
 #include <limits>
 #include <numeric>
 
+#include "tlc/calibration.h"
 #include "tlc/error.h"
 #include "tlc/gpu_decode.h"
 #include "tlc/text.h"
@@ -87,6 +88,12 @@ TransferClassifier TransferClassifier::load(const std::string& model_path, Train
   return clf;
 }
 
+void TransferClassifier::calibrate(const ImageSet& train) {
+  if (!backbone_.needs_calibration() || train.size() == 0) return;
+  const at::Tensor c = calibration_batch(train, NormalizeSpec::from_mode(pre_.mode));
+  backbone_.set_calibration(c, std::to_string(c.size(0)) + " training image" + (c.size(0) == 1 ? "" : "s"));
+}
+
 at::Tensor TransferClassifier::normalize_batch(const at::Tensor& images_u8) const {
   return backbone_input(images_u8, at::Tensor(), true);
 }
@@ -124,6 +131,7 @@ TransferClassifier::StepResult TransferClassifier::step_on_features(const at::Te
 std::vector<EpochStats> TransferClassifier::fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                                 int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
+  calibrate(train);
   std::unique_ptr<Resume> resume = resume_state();
   std::vector<EpochStats> h = resume ? resume->history : std::vector<EpochStats>{};
   if (!resume || resume->phase == 0) {
@@ -144,6 +152,7 @@ std::vector<EpochStats> TransferClassifier::fine_tune(const ImageSet& train, con
                                                       int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
   if (opt_.fine_tune_layers < 1) throw Error("fine-tuning needs --fine-tune-layers >= 1");
+  calibrate(train);
   std::unique_ptr<Resume> resume = resume_state();
   if (resume && resume->phase != 1)
     throw Error("checkpoint " + opt_.checkpoint + " was written by a head-training phase, not by fine-tuning; continue "
