@@ -74,7 +74,10 @@ def _check_image_size(clf, size, backbone):
     try:
         clf.pooled_features(_core.ImageSet.from_pixels(torch.zeros((1, size, size, 3), dtype=torch.uint8), [0]))
     except RuntimeError as e:
-        reason = str(e).strip().splitlines()[0][:300] if str(e).strip() else type(e).__name__
+        # A TorchScript failure's last line is the reason ("RuntimeError: ... Kernel size can't be greater than
+        # actual input size"); the lines before it are the interpreter's traceback.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        reason = lines[-1][:300] if lines else type(e).__name__
         raise ValueError(f"image_size={size} does not work with the backbone {backbone}: it fails on a {size}x{size} "
                          f"input ({reason}). Use a larger image_size (the backbone's native size, e.g. 224, is the "
                          "safe choice; scripts/export_backbone.py --list shows it)") from None
