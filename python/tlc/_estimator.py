@@ -59,7 +59,7 @@ def _drop_empty_classes(classes, codes, kept, total):
         return classes, codes
     lost = [c for i, c in enumerate(classes.tolist()) if i not in set(present.tolist())]
     if len(present) < 2:
-        raise ValueError(f"only the images of class {classes[present[0]]!r} could be decoded (every image of "
+        raise ValueError(f"only the images of class {classes.tolist()[present[0]]!r} could be decoded (every image of "
                          f"{lost[:5]} failed): a classifier needs at least 2 classes")
     warnings.warn(f"class(es) {lost[:5]} dropped: none of their images could be decoded, so the model cannot "
                   "predict them", UserWarning, stacklevel=3)
@@ -151,7 +151,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         y = _validation.check_labels(y, len(images))
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}): a classifier needs at least 2")
+            raise ValueError(f"y has only one class ({classes.tolist()[0]!r}): a classifier needs at least 2")
         size, resize = int(self.image_size), self.resize
         train, kept = images.image_set(codes, size, resize, "X")
         n_classes = len(classes)
