@@ -3,7 +3,9 @@
 Keyed like the CLI's on-disk cache (backbone file content, image size, normalization, resize mode, frozen dtype;
 plus the device), per image by the file's path, size and mtime (or an array row's bytes), with the plain and
 the flipped view (augment="flip") stored apart. A GridSearchCV over lr/epochs then runs the backbone over each
-image once, for its first fit; every later fit trains its head on the stored rows."""
+image once, for its first fit; every later fit trains its head on the stored rows. With cache_dir, a disk layer
+(tlc/_diskcache.py) under a file lock shares the rows between processes (GridSearchCV(n_jobs=2)'s workers) and
+between sessions."""
 import hashlib
 import os
 import threading
