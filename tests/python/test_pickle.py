@@ -75,3 +75,15 @@ def test_worker_processes_return_fitted_estimators(small_folder):
     vote = VotingClassifier([("a", make(epochs=1)), ("b", make(epochs=1, lr=1e-2))], voting="soft", n_jobs=2)
     vote.fit(folder.paths, folder.y)
     assert vote.predict_proba(folder.paths[:5]).shape == (5, 3)
+
+
+def test_unpickled_estimator_computes_the_same_features_afresh(fitted):
+    # In a new process the feature cache is empty: the unpickled model computes the rows with the model file's
+    # backbone, which must give the probabilities the original gave from the backbone file's rows.
+    folder, clf = fitted
+    before = clf.predict_proba(folder.paths)
+    back = pickle.loads(pickle.dumps(clf))
+    assert back._feature_key_ == clf._feature_key_  # still predicts through the cache
+    tlc.clear_feature_cache()
+    assert np.allclose(back.predict_proba(folder.paths), before, atol=1e-5)
+    assert tlc.feature_cache_info()["images_computed"] == len(folder)
