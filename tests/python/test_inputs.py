@@ -50,6 +50,32 @@ def test_pandas_series(fitted):
     assert np.allclose(clf.predict_proba(pd.Series(list(gray))), ref, atol=1e-5)
 
 
+class _Series:
+    """Stands in for pandas.Series where pandas is not installed: tlc recognises a Series by its type's module
+    and name and takes its values (to_numpy), as it does pandas'."""
+    __module__ = "pandas.core.series"
+
+    def __init__(self, values):
+        self.values = values
+
+    def to_numpy(self):
+        out = np.empty(len(self.values), dtype=object)
+        out[:] = list(self.values)
+        return out
+
+
+_Series.__name__ = _Series.__qualname__ = "Series"
+
+
+def test_series_like_objects_without_pandas(fitted):
+    clf, paths, gray, ref = fitted
+    assert np.allclose(clf.predict_proba(_Series(paths)), ref, atol=1e-6)
+    assert np.allclose(clf.predict_proba(_Series(list(gray))), ref, atol=1e-5)
+    frame = type("DataFrame", (), {"__module__": "pandas.core.frame"})()
+    with pytest.raises(ValueError, match=r"df\['path'\]"):
+        clf.predict_proba(frame)
+
+
 def test_fit_takes_the_same_forms(small_folder):
     folder = tlc.ImageFolder(small_folder)
     gray = np.stack([np.asarray(Image.open(p).convert("L")) for p in folder.paths])
