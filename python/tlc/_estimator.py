@@ -283,6 +283,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_label = False
         return tags
 
+    def _more_tags(self):  # the same for scikit-learn < 1.6, which reads tags from here
+        return {"X_types": ["string", "3darray"], "requires_y": True, "requires_positive_X": True}
+
     # --- model files and pickling ---------------------------------------------------------------------------
     def save(self, path):
         """Writes the self-contained model file `tlc train` writes (tlc predict, tlc.load and torch.jit.load
