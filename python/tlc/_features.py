@@ -13,7 +13,7 @@ import threading
 import torch
 
 from . import _core
-from ._diskcache import DiskStore
+from ._diskcache import DiskStore, _loaded as _diskcache_loaded
 
 _lock = threading.Lock()
 _cache = {}         # (setting..., flipped) -> {image key: feature row [C]}
@@ -119,5 +119,6 @@ def clear_feature_cache():
     """Drops every stored feature row and resets the counters."""
     with _lock:
         _cache.clear()
+        _diskcache_loaded.clear()  # the disk shards read so far (the files stay)
         for k in _stats:
             _stats[k] = 0

@@ -53,6 +53,23 @@ def test_a_touched_file_is_computed_again(small_folder, tmp_path):
     assert tlc.feature_cache_info()["images_computed"] == 1 and _rows_on_disk(cache) == 37
 
 
+def test_shards_are_merged_and_still_read(small_folder, tmp_path, monkeypatch):
+    from tlc import _diskcache
+    monkeypatch.setattr(_diskcache, "MAX_SHARDS", 2)
+    folder = tlc.ImageFolder(small_folder)
+    cache = str(tmp_path / "cache")
+    for part in range(3):  # 3 fits, each with 12 new images (4 per class): 3 shards, merged at the third
+        idx = [i for i in range(36) if i % 12 // 4 == part]
+        tlc.clear_feature_cache()
+        make(epochs=1, cache_dir=cache).fit([folder.paths[i] for i in idx], folder.y[idx])
+        assert tlc.feature_cache_info()["images_computed"] == 12
+    shards = glob.glob(os.path.join(cache, "tlc-python-features", "*.npz"))
+    assert len(shards) == 1 and _rows_on_disk(cache) == 36
+    tlc.clear_feature_cache()
+    warm = make(epochs=1, cache_dir=cache).fit(folder)
+    assert warm.used_cached_features_ and tlc.feature_cache_info()["images_from_disk"] == 36
+
+
 def test_parallel_search_shares_the_disk_cache(small_folder, tmp_path):
     folder = tlc.ImageFolder(small_folder)
     cache = str(tmp_path / "cache")
