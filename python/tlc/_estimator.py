@@ -2,6 +2,7 @@
 
 __init__ only stores parameters (so get_params / set_params / clone work); fit trains and sets the fitted
 attributes (classes_, n_features_in_, history_, model_); predict / predict_proba / score use them."""
+import inspect
 import os
 import warnings
 
@@ -17,8 +18,6 @@ try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import NotFittedError
 except ImportError:  # scikit-learn is optional: the same conventions, minimally
-    import inspect
-
     class NotFittedError(ValueError, AttributeError):
         pass
 
@@ -311,6 +310,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             super().__setstate__(state)
         else:
             self.__dict__.update(state)
+        # A pickle from a tlc with fewer parameters: the ones added since take their defaults.
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in self.__dict__:
+                setattr(self, name, p.default)
         if data is not None:
             self.model_ = _persist.model_from_bytes(data, _persist.load_options(self.__dict__))
             key = getattr(self, "_feature_key_", None)

@@ -42,6 +42,12 @@ def test_pickle_and_deepcopy(fitted):
 def test_unfitted_estimator_pickles_without_a_model():
     back = pickle.loads(pickle.dumps(make()))
     assert not hasattr(back, "model_") and back.get_params() == make().get_params()
+    # A pickle from before a parameter existed: it takes its default.
+    state = make().__getstate__()
+    del state["on_error"]
+    old = tlc.TransferClassifier.__new__(tlc.TransferClassifier)
+    old.__setstate__(state)
+    assert old.get_params()["on_error"] == "raise"
 
 
 def test_joblib_dump_and_load(fitted, tmp_path):
