@@ -67,11 +67,20 @@ def _drop_empty_classes(classes, codes, kept, total):
     return classes[present], remap[codes]
 
 
+_sizes_seen = set()  # (backbone file digest, image size) that passed _check_image_size in this process
+
+
 def _check_image_size(clf, size, backbone):
     """One 1-image pass through the backbone at `size`: a size the backbone cannot take (too small for its
-    pooling, or not its fixed size) is a ValueError here rather than a TorchScript traceback mid-fit."""
+    pooling, or not its fixed size) is a ValueError here rather than a TorchScript traceback mid-fit. Once per
+    backbone file and size in a process: the pass builds the frozen engine, which a search's fits on cached
+    features never need."""
+    seen = (_features.backbone_digest(clf.backbone_path), size)
+    if seen in _sizes_seen:
+        return
     try:
         clf.pooled_features(_core.ImageSet.from_pixels(torch.zeros((1, size, size, 3), dtype=torch.uint8), [0]))
+        _sizes_seen.add(seen)
     except RuntimeError as e:
         # A TorchScript failure's last line is the reason ("RuntimeError: ... Kernel size can't be greater than
         # actual input size"); the lines before it are the interpreter's traceback.

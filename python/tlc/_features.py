@@ -21,7 +21,7 @@ _digests = {}       # (path, size, mtime_ns) -> content digest of a backbone fil
 _stats = {"backbone_passes": 0, "images_computed": 0, "images_reused": 0, "images_from_disk": 0}
 
 
-def _backbone_digest(path):
+def backbone_digest(path):
     st = os.stat(path)
     k = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if k not in _digests:
@@ -35,7 +35,7 @@ def setting(clf, precision):
     content, image size, normalization, resize mode, the requested and the frozen precision (fp32 and tf32 differ
     in their results), the engine chosen for the frozen passes (OpenVINO's features are not TorchScript's to
     the last bit), the device. Computed once at fit (the file may change or go afterwards)."""
-    return (_backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, str(precision),
+    return (backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, str(precision),
             clf.engine_choice, clf.device)
 
 
