@@ -81,6 +81,9 @@ def test_worker_processes_return_fitted_estimators(small_folder):
     vote = VotingClassifier([("a", make(epochs=1)), ("b", make(epochs=1, lr=1e-2))], voting="soft", n_jobs=2)
     vote.fit(folder.paths, folder.y)
     assert vote.predict_proba(folder.paths[:5]).shape == (5, 3)
+    from sklearn.multiclass import OneVsRestClassifier
+    ovr = OneVsRestClassifier(make(epochs=1), n_jobs=2).fit(np.array(folder.paths), folder.y)
+    assert len(ovr.estimators_) == 3 and set(ovr.predict(folder.paths[:5])) <= set(folder.classes)
 
 
 def test_unpickled_estimator_computes_the_same_features_afresh(fitted):
