@@ -24,9 +24,11 @@ from . import _core
 from ._data import ImageFolder, split_stratified
 from ._estimator import TransferClassifier, load
 from ._features import feature_cache_info, clear_feature_cache
-from ._onnx import export_onnx
+from ._inputs import verify_images
+from ._onnx import export_onnx, preprocess
+from ._persist import VersionWarning
 
 __version__ = _core.__version__
 
 __all__ = ["TransferClassifier", "load", "ImageFolder", "split_stratified", "export_onnx", "feature_cache_info",
-           "clear_feature_cache", "__version__"]
+           "clear_feature_cache", "VersionWarning", "verify_images", "preprocess", "__version__"]

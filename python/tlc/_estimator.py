@@ -2,21 +2,22 @@
 
 __init__ only stores parameters (so get_params / set_params / clone work); fit trains and sets the fitted
 attributes (classes_, n_features_in_, history_, model_); predict / predict_proba / score use them."""
-import math
+import inspect
+import os
+import warnings
 
 import numpy as np
 import torch
 
-from . import _core, _features
+from . import _core, _features, _persist, _validation
 from ._data import call
-from ._inputs import Images
+from ._inputs import Images, verify_images
+from ._progress import epoch_printer, progress_sink
 
 try:
     from sklearn.base import BaseEstimator, ClassifierMixin
     from sklearn.exceptions import NotFittedError
 except ImportError:  # scikit-learn is optional: the same conventions, minimally
-    import inspect
-
     class NotFittedError(ValueError, AttributeError):
         pass
 
@@ -46,19 +47,67 @@ _SAME_NAME = ("epochs", "batch_size", "optimizer", "lr", "hidden", "dropout", "d
               "engine", "fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs", "fine_tune_lr", "cache_features")
 
 
+def _drop_empty_classes(classes, codes, kept, total):
+    """(classes, codes) without the classes none of whose images could be decoded (a warning names them); a
+    ValueError when no image, or images of only one class, could be decoded."""
+    if len(kept) == 0:
+        raise ValueError(f"none of the {total} images of X could be decoded (see the warning above for the first "
+                         "file and the reason): nothing to train on")
+    present = np.unique(codes[kept])
+    if len(present) == len(classes):
+        return classes, codes
+    lost = [c for i, c in enumerate(classes.tolist()) if i not in set(present.tolist())]
+    if len(present) < 2:
+        raise ValueError(f"only the images of class {classes.tolist()[present[0]]!r} could be decoded (every image of "
+                         f"{lost[:5]} failed): a classifier needs at least 2 classes")
+    warnings.warn(f"class(es) {lost[:5]} dropped: none of their images could be decoded, so the model cannot "
+                  "predict them", UserWarning, stacklevel=3)
+    remap = np.full(len(classes), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    return classes[present], remap[codes]
+
+
+_sizes_seen = set()  # (backbone file digest, image size) that passed _check_image_size in this process
+
+
+def _check_image_size(clf, size, backbone):
+    """One 1-image pass through the backbone at `size`: a size the backbone cannot take (too small for its
+    pooling, or not its fixed size) is a ValueError here rather than a TorchScript traceback mid-fit. Once per
+    backbone file and size in a process: the pass builds the frozen engine, which a search's fits on cached
+    features never need."""
+    seen = (_features.backbone_digest(clf.backbone_path), size)
+    if seen in _sizes_seen:
+        return
+    try:
+        clf.pooled_features(_core.ImageSet.from_pixels(torch.zeros((1, size, size, 3), dtype=torch.uint8), [0]))
+        _sizes_seen.add(seen)
+    except RuntimeError as e:
+        # A TorchScript failure's last line is the reason ("RuntimeError: ... Kernel size can't be greater than
+        # actual input size"); the lines before it are the interpreter's traceback.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        reason = lines[-1][:300] if lines else type(e).__name__
+        raise ValueError(f"image_size={size} does not work with the backbone {backbone}: it fails on a {size}x{size} "
+                         f"input ({reason}). Use a larger image_size (the backbone's native size, e.g. 224, is the "
+                         "safe choice; scripts/export_backbone.py --list shows it)") from None
+
+
 class TransferClassifier(ClassifierMixin, BaseEstimator):
     """An image classifier: a frozen pretrained backbone (a TorchScript file, see models/README.md) with a new
     dense head trained on your images, optionally fine-tuning the backbone's last layers afterwards.
 
-    X: a sequence of image paths, a uint8 array [N,H,W,3] (RGB; resized like files), or a tlc.ImageFolder
-    (then y may be omitted: the folder's classes). y: any labels (strings or ints).
-    Parameters mean what `tlc train`'s flags of the same name mean; `random_state` is --seed, `reuse_features`
-    turns the in-process feature cache (tlc.feature_cache_info) on or off."""
+    X: image paths, pixels or a tlc.ImageFolder (then y may be omitted: the folder's classes); docs/PYTHON.md
+    lists every form. y: class labels (ints, strings or bools). Parameters mean what `tlc train`'s flags of the
+    same name mean; random_state is --seed (None, an int or a numpy RandomState, as in scikit-learn);
+    class_weight="balanced" is --class-weights auto; reuse_features turns the in-process feature cache
+    (tlc.feature_cache_info) on or off; cache_dir adds a feature cache on disk that processes share;
+    on_error="skip" gives NaN probabilities for images that cannot be decoded instead of a ValueError, and
+    score() leaves them out."""
 
     def __init__(self, backbone=None, image_size=160, normalize="auto", resize="stretch", epochs=10, lr=1e-4,
                  optimizer="rmsprop", batch_size=32, hidden=0, dropout=0.0, fine_tune_layers=0, fine_tune_blocks=0,
-                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", device="auto", precision="auto", engine="auto",
-                 cache_features="auto", cache_dir=None, reuse_features=True, random_state=42, verbose=0):
+                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", class_weight=None, device="auto",
+                 precision="auto", engine="auto", cache_features="auto", cache_dir=None, reuse_features=True,
+                 on_error="raise", random_state=42, verbose=0):
         self.backbone = backbone
         self.image_size = image_size
         self.normalize = normalize
@@ -74,66 +123,75 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_lr = fine_tune_lr
         self.augment = augment
+        self.class_weight = class_weight
         self.device = device
         self.precision = precision
         self.engine = engine
         self.cache_features = cache_features
         self.cache_dir = cache_dir
         self.reuse_features = reuse_features
+        self.on_error = on_error
         self.random_state = random_state
         self.verbose = verbose
 
     # --- training -------------------------------------------------------------------------------------------
-    def _options(self, images):
+    def _options(self):
         o = {k: getattr(self, k) for k in _SAME_NAME}
-        o["seed"] = 42 if self.random_state is None else int(self.random_state)
-        # The disk cache keys images by path: arrays have none, so they never use it.
-        o["cache_dir"] = "" if self.cache_dir is None or images.kind == "array" else str(self.cache_dir)
+        o["epochs"], o["batch_size"], o["hidden"] = int(self.epochs), int(self.batch_size), int(self.hidden)
+        o["lr"], o["fine_tune_lr"], o["dropout"] = float(self.lr), float(self.fine_tune_lr), float(self.dropout)
+        for k in ("fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs"):
+            o[k] = int(o[k])
+        o["seed"] = _validation.seed(self.random_state)
+        o["class_weights"] = self.class_weight == "balanced"
+        # The feature caches (in memory and under cache_dir) are the Python layer's (tlc/_features.py): the
+        # C++ disk cache, keyed by a whole set, would be read only after the features were already computed.
+        o["cache_dir"] = ""
         return o
 
     def fit(self, X, y=None, eval_set=None):
         """Trains on X, y; eval_set=(X_val, y_val) is validated after every epoch (history_'s val_loss/val_acc).
-        Returns self."""
-        if self.backbone is None:
-            raise ValueError("backbone is None: pass backbone='path/to/backbone.pt' (models/README.md tells how to "
-                             "make one)")
-        if self.fine_tune_layers and self.fine_tune_blocks:
-            raise ValueError(f"fine_tune_layers={self.fine_tune_layers} and fine_tune_blocks={self.fine_tune_blocks}: "
-                             "give one of them (the last N layers with parameters, or the last N blocks)")
+        Files that cannot be decoded are skipped with a warning (a class left without images is dropped, with
+        a warning). Returns self."""
+        _validation.check_params(self)
         images = Images(X)
-        if y is None:
-            if images.folder is None:
-                raise ValueError("y is None: labels are needed unless X is a tlc.ImageFolder")
+        if y is None and images.folder is not None:
             y = images.folder.y
-        y = np.asarray(y)
-        if y.ndim != 1 or len(y) != len(images):
-            raise ValueError(f"X has {len(images)} images but y has shape {y.shape}: one label per image")
-        classes = np.unique(y)
+        y = _validation.check_labels(y, len(images))
+        classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}): a classifier needs at least 2")
-        codes = np.searchsorted(classes, y)
-        clf = call(_core.Classifier, str(self.backbone), [str(c) for c in classes], int(self.image_size),
-                   self.normalize, self.resize, self._options(images), path=str(self.backbone))
-        train, kept = images.image_set(codes, clf.image_size, clf.resize, "X")
-        keys = _take(images.keys(), kept) if self._reuse() else None
+            raise ValueError(f"y has only one class ({classes.tolist()[0]!r}): a classifier needs at least 2")
+        size, resize = int(self.image_size), self.resize
+        train, kept = images.image_set(codes, size, resize, "X")
+        n_classes = len(classes)
+        classes, codes = _drop_empty_classes(classes, codes, kept, len(images))
+        if len(classes) < n_classes:  # the set's labels are indices into the classes that are left
+            train = _core.ImageSet.from_pixels(train.pixels, [int(c) for c in codes[kept]], "X")
+        clf = call(_core.Classifier, str(self.backbone), [str(c) for c in classes], size, self.normalize, resize,
+                   self._options(), path=str(self.backbone))
+        _check_image_size(clf, size, self.backbone)
+        caching = self._caching()
+        disk = os.fspath(self.cache_dir) if self.cache_dir is not None else None
+        keys = _take(images.keys(), kept) if caching else None
         val = vkeys = None
         if eval_set is not None:
             vimages = Images(eval_set[0])
-            vy = np.asarray(eval_set[1])
+            vy = _validation.check_labels(eval_set[1], len(vimages), "eval_set's y")
             unknown = sorted(set(vy.tolist()) - set(classes.tolist()), key=str)
             if unknown:
                 raise ValueError(f"eval_set has labels that y does not: {unknown[:5]} (classes: {classes.tolist()})")
-            val, vkept = vimages.image_set(np.searchsorted(classes, vy), clf.image_size, clf.resize, "eval_set")
-            vkeys = _take(vimages.keys(), vkept) if self._reuse() else None
-        cache_key = _features.setting(clf, self.precision) if keys is not None else None
-        if keys is not None:
-            _features.provide(clf, cache_key, "train", train, keys, self.augment == "flip")
+            val, vkept = vimages.image_set(np.searchsorted(classes, vy), size, resize, "eval_set")
+            vkeys = _take(vimages.keys(), vkept) if caching else None
+        cache_key = _features.setting(clf, self.precision) if caching else None
+        computed = None
+        if caching:
+            memory = bool(self.reuse_features)
+            computed = _features.provide(clf, cache_key, "train", train, keys, self.augment == "flip", memory, disk)
             if val is not None:
-                _features.provide(clf, cache_key, "val", val, vkeys, False)
-        progress = _progress(self.verbose)
+                _features.provide(clf, cache_key, "val", val, vkeys, False, memory, disk)
+        progress = progress_sink(self.verbose)
         clf.set_progress(progress)
         try:
-            history = clf.fit(train, val, _epoch_printer() if self.verbose else None)
+            history = clf.fit(train, val, epoch_printer() if self.verbose else None)
         finally:
             clf.set_progress(None)
             if progress is not None:
@@ -142,19 +200,21 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.classes_ = classes
         self.n_features_in_ = clf.image_size * clf.image_size * 3  # pixel values per image the model sees
         self.history_ = history
-        self.used_cached_features_ = clf.used_first_pass
+        # True when the head trained on stored features (in memory or under cache_dir) and this fit ran the
+        # backbone over none of its training images.
+        self.used_cached_features_ = computed == 0 and clf.used_first_pass
         # While the backbone is the file's (no fine-tuning epoch ran), predictions take their features from the
-        # in-process cache too, under the key of this fit: a model search's scoring then runs the backbone once
-        # per image as well. Decided here, once; None: predictions run the model on the pixels.
+        # caches too, under the key of this fit: a model search's scoring then runs the backbone once per image
+        # as well. Decided here, once; None: predictions run the model on the pixels.
         tuned = any(e["phase"] == "fine-tune" for e in history)
-        self._feature_key_ = cache_key if not tuned else None
+        self._feature_key_ = cache_key if self.reuse_features and not tuned else None
         return self
 
-    def _reuse(self):
+    def _caching(self):
         # int8 features depend on the images the engine was calibrated on (each fit's own training images), so
         # they are not shared between fits.
-        return (bool(self.reuse_features) and self.epochs > 0 and self.cache_features != "off"
-                and self.precision != "int8")
+        stores = bool(self.reuse_features) or self.cache_dir is not None
+        return stores and self.epochs > 0 and self.cache_features != "off" and self.precision != "int8"
 
     # --- prediction -----------------------------------------------------------------------------------------
     def _check_fitted(self):
@@ -163,110 +223,150 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                                  "appropriate arguments before using this estimator.")
 
     def predict_proba(self, X):
-        """Class probabilities [N, len(classes_)], columns in classes_ order."""
+        """Class probabilities [N, len(classes_)], columns in classes_ order. An image that cannot be decoded
+        is a ValueError naming it, or (on_error="skip") a row of NaN, with a warning."""
         self._check_fitted()
         m = self.model_
         images = Images(X)
+        rows = np.arange(len(images))
+        if getattr(self, "on_error", "raise") == "skip" and images.kind == "paths":
+            ok = verify_images(images.data)
+            rows = np.flatnonzero(ok)
+            if len(rows) < len(images):
+                bad = [images.data[i] for i in np.flatnonzero(~ok)]
+                warnings.warn(f"{len(bad)} of {len(images)} image(s) could not be decoded, their probabilities "
+                              f"are NaN (on_error='skip'): {', '.join(bad[:3])}", UserWarning, stacklevel=2)
+        out = np.full((len(images), len(self.classes_)), np.nan, dtype=np.float32)
+        if len(rows) == 0:
+            return out
         step = max(1, int(self.batch_size))
-        if getattr(self, "_feature_key_", None) is not None:
-            feats = _features.features_for(m, self._feature_key_, images)
-            out = [m.predict_proba_features(feats[b:b + step]) for b in range(0, feats.shape[0], step)]
-            return torch.cat(out).numpy()
-        pixels = images.pixels(m.image_size, m.resize)
-        out = [m.predict_proba(pixels[b:b + step]) for b in range(0, pixels.shape[0], step)]
-        return torch.cat(out).numpy()
+        key = getattr(self, "_feature_key_", None)
+        if key is not None:
+            disk = os.fspath(self.cache_dir) if self.cache_dir is not None else None
+            feats = _features.features_for(m, key, images, rows, disk)
+            parts = [m.predict_proba_features(feats[b:b + step]) for b in range(0, feats.shape[0], step)]
+        else:
+            pixels = images.take(rows).pixels(m.image_size, m.resize)
+            parts = [m.predict_proba(pixels[b:b + step]) for b in range(0, pixels.shape[0], step)]
+        out[rows] = torch.cat(parts).numpy()
+        return out
+
+    def predict_log_proba(self, X):
+        """log(predict_proba(X)) (-inf where a probability is 0)."""
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
 
     def predict(self, X):
-        """The most probable class of each image (an element of classes_)."""
+        """The most probable class of each image (an element of classes_). With on_error="skip", images that
+        cannot be decoded get None (the result is then an object array)."""
         self._check_fitted()
-        return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
+        p = self.predict_proba(X)
+        bad = np.isnan(p).any(axis=1)
+        out = self.classes_[np.argmax(np.nan_to_num(p, nan=-1.0), axis=1)]
+        if bad.any():
+            out = out.astype(object)
+            out[bad] = None
+        return out
 
-    # --- model files ----------------------------------------------------------------------------------------
+    def score(self, X, y, sample_weight=None):
+        """Accuracy on (X, y). With on_error="skip", images that cannot be decoded are left out (with the
+        warning predict_proba gives), so a model search over data with such a file still scores finitely."""
+        self._check_fitted()
+        pred = self.predict(X)
+        y = np.asarray(y)
+        keep = np.asarray([p is not None for p in pred]) if pred.dtype == object else np.ones(len(pred), bool)
+        if not keep.any():
+            raise ValueError("no image of X could be decoded: nothing to score")
+        w = None if sample_weight is None else np.asarray(sample_weight)[keep]
+        return float(np.average(pred[keep] == y[keep], weights=w))
+
+    # --- scikit-learn's tags ---------------------------------------------------------------------------------
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        # X is images: a 1-D array of paths, or pixels [N,H,W] (gray) / [N,H,W,C]; never a 2-D feature table.
+        tags.input_tags.two_d_array = False
+        tags.input_tags.one_d_array = True
+        tags.input_tags.three_d_array = True
+        tags.input_tags.string = True
+        tags.input_tags.positive_only = True  # pixel values are >= 0
+        tags.target_tags.required = True  # (unless X is a tlc.ImageFolder, which carries its labels)
+        tags.classifier_tags.multi_label = False
+        return tags
+
+    def _more_tags(self):  # the same for scikit-learn < 1.6, which reads tags from here
+        return {"X_types": ["string", "3darray"], "requires_y": True, "requires_positive_X": True}
+
+    # --- model files and pickling ---------------------------------------------------------------------------
     def save(self, path):
         """Writes the self-contained model file `tlc train` writes (tlc predict, tlc.load and torch.jit.load
-        read it)."""
+        read it), with the labels (values and dtype), the constructor parameters and the history inside, so
+        that tlc.load gives this estimator back."""
         self._check_fitted()
-        self.model_.save(str(path))
-        return str(path)
+        return _persist.save_file(self, path)
+
+    def __getstate__(self):
+        # pickle, copy.deepcopy, joblib and loky's worker processes: the C++ model travels as its file's bytes.
+        state = dict(super().__getstate__() if hasattr(super(), "__getstate__") else self.__dict__)
+        model = state.pop("model_", None)
+        if model is not None:
+            state["_model_file_"] = _persist.model_bytes(model)
+        state["_tlc_versions_"] = _persist.versions()
+        return state
+
+    def __setstate__(self, state):
+        state = dict(state)
+        data = state.pop("_model_file_", None)
+        _persist.check_versions(state.pop("_tlc_versions_", None), f"this pickled {type(self).__name__}")
+        if hasattr(super(), "__setstate__"):
+            super().__setstate__(state)
+        else:
+            self.__dict__.update(state)
+        # A pickle from a tlc with fewer parameters: the ones added since take their defaults.
+        for name, p in inspect.signature(type(self).__init__).parameters.items():
+            if name != "self" and name not in self.__dict__:
+                setattr(self, name, p.default)
+        if data is not None:
+            self.model_ = _persist.model_from_bytes(data, _persist.load_options(self.__dict__))
+            key = getattr(self, "_feature_key_", None)
+            # The cache key names the engine and device the features were computed with: predictions keep
+            # using cached features only where the loaded model computes the same ones.
+            if key is not None and key[-2:] != (self.model_.engine_choice, self.model_.device):
+                self._feature_key_ = None
 
 
-def load(path, device="auto", batch_size=32):
-    """A fitted TransferClassifier from a model file (or run folder) written by the CLI or by save(). Its
-    classes_ are the file's class names (strings)."""
-    m = call(_core.Classifier.load, str(path), {"device": device, "batch_size": int(batch_size)}, path=str(path))
-    est = TransferClassifier(backbone=None, image_size=m.image_size, normalize=m.normalize, resize=m.resize,
-                             batch_size=batch_size, device=device)
+def load(path, device=None, batch_size=None):
+    """A fitted TransferClassifier from a model file (or run folder) written by save() or by the CLI.
+
+    A file from save() gives back the estimator that was saved: its classes_ (label values and dtype), every
+    constructor parameter (so clone(loaded).fit works where the backbone file is) and history_. A CLI file has
+    no such facts: classes_ are its class names (strings) and the parameters are the file's image_size,
+    normalize and resize. device / batch_size: None keeps the saved ones (else "auto" and 32)."""
+    path = os.fspath(path)
+    facts = _persist.read_extra(path)
+    params = _persist.decode_params(facts["params"]) if facts else {}
+    if facts:
+        _persist.check_versions(facts.get("versions"), path)
+    device = device if device is not None else params.get("device", "auto")
+    batch_size = batch_size if batch_size is not None else params.get("batch_size", 32)
+    options = _persist.load_options(dict(params, device=device, batch_size=batch_size))
+    m = call(_core.Classifier.load, path, options, path=path)
+    est = TransferClassifier()
+    params.update(image_size=m.image_size, normalize=params.get("normalize", m.normalize), resize=m.resize,
+                  device=device, batch_size=batch_size)
+    est.set_params(**{k: v for k, v in params.items() if k in est.get_params(deep=False)})
     est.model_ = m
-    est.classes_ = np.asarray(m.classes, dtype=object)
+    if facts:
+        est.classes_ = _persist.decode_classes(facts["classes"])
+        if [str(c) for c in est.classes_] != list(m.classes):
+            raise ValueError(f"{path}: its labels {est.classes_.tolist()[:5]} do not match its class names "
+                             f"{list(m.classes)[:5]}; the file was changed after save(): save it again")
+        est.history_ = facts.get("history", [])
+    else:
+        est.classes_ = np.asarray(m.classes, dtype=object)
+        est.history_ = []
     est.n_features_in_ = m.image_size * m.image_size * 3
-    est.history_ = []
     return est
 
 
 def _take(items, indices):
     return [items[i] for i in indices]
-
-
-def _epoch_printer():
-    tqdm = _tqdm()
-    # tqdm.write keeps a bar that is on screen intact.
-    out = tqdm.write if tqdm is not None else (lambda line: print(line, flush=True))
-
-    def show(e):
-        val = "" if math.isnan(e["val_loss"]) else f"  val_loss {e['val_loss']:.4f}  val_acc {e['val_acc']:.4f}"
-        out(f"epoch {e['epoch']} ({e['phase']}): loss {e['loss']:.4f}  acc {e['acc']:.4f}{val}  "
-              f"{e['images_per_second']:.0f} img/s")
-    return show
-
-
-def _tqdm():
-    try:
-        from tqdm.auto import tqdm
-        return tqdm
-    except ImportError:
-        return None
-
-
-class _Bars:
-    """verbose=1 with tqdm installed: a transient tqdm bar per long loop (feature caching, each epoch's steps)."""
-
-    def __init__(self, tqdm):
-        self.tqdm, self.bar, self.label = tqdm, None, None
-
-    def __call__(self, label, done, total):
-        if self.bar is None or label != self.label or done < self.bar.n:
-            self.close()
-            self.bar, self.label = self.tqdm(total=total, desc=label, unit="img", leave=False), label
-        self.bar.update(done - self.bar.n)
-        if done >= total:
-            self.close()
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
-        self.bar = self.label = None
-
-
-class _Lines:
-    """verbose=2 (or verbose=1 without tqdm: nothing): a plain line when a long loop starts and when it ends."""
-
-    def __init__(self):
-        self.last = {}
-
-    def __call__(self, label, done, total):
-        if done == total or self.last.get(label, -1) < 0:
-            print(f"{label}: {done}/{total}", flush=True)
-        self.last[label] = done
-
-    def close(self):
-        self.last.clear()
-
-
-def _progress(verbose):
-    """The progress sink for fit: None (verbose=0, or 1 without tqdm), tqdm bars (verbose=1), lines (verbose>=2)."""
-    if not verbose:
-        return None
-    if verbose >= 2:
-        return _Lines()
-    tqdm = _tqdm()
-    return _Bars(tqdm) if tqdm is not None else None

@@ -3,7 +3,9 @@
 Keyed like the CLI's on-disk cache (backbone file content, image size, normalization, resize mode, frozen dtype;
 plus the device), per image by the file's path, size and mtime (or an array row's bytes), with the plain and
 the flipped view (augment="flip") stored apart. A GridSearchCV over lr/epochs then runs the backbone over each
-image once, for its first fit; every later fit trains its head on the stored rows."""
+image once, for its first fit; every later fit trains its head on the stored rows. With cache_dir, a disk layer
+(tlc/_diskcache.py) under a file lock shares the rows between processes (GridSearchCV(n_jobs=2)'s workers) and
+between sessions."""
 import hashlib
 import os
 import threading
@@ -11,14 +13,15 @@ import threading
 import torch
 
 from . import _core
+from ._diskcache import DiskStore, _loaded as _diskcache_loaded
 
 _lock = threading.Lock()
 _cache = {}         # (setting..., flipped) -> {image key: feature row [C]}
 _digests = {}       # (path, size, mtime_ns) -> content digest of a backbone file
-_stats = {"backbone_passes": 0, "images_computed": 0, "images_reused": 0}
+_stats = {"backbone_passes": 0, "images_computed": 0, "images_reused": 0, "images_from_disk": 0}
 
 
-def _backbone_digest(path):
+def backbone_digest(path):
     st = os.stat(path)
     k = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
     if k not in _digests:
@@ -32,55 +35,82 @@ def setting(clf, precision):
     content, image size, normalization, resize mode, the requested and the frozen precision (fp32 and tf32 differ
     in their results), the engine chosen for the frozen passes (OpenVINO's features are not TorchScript's to
     the last bit), the device. Computed once at fit (the file may change or go afterwards)."""
-    return (_backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, str(precision),
+    return (backbone_digest(clf.backbone_path), clf.image_size, clf.normalize, clf.resize, str(precision),
             clf.engine_choice, clf.device)
 
 
-def _rows(store, keys, compute):
-    """The rows of `keys` from `store` [N,C], `compute(missing indices)` [M,C] filling in those not there. Rows are
-    kept on the CPU: the cache must not hold device memory."""
+def _rows(key, keys, compute, memory=True, disk=None):
+    """The rows of `keys` [N,C] for cache key `key`: from the in-process cache (memory=True), then from the disk
+    cache under `disk` (a cache_dir), `compute(missing indices)` [M,C] filling in the rest, which both caches
+    keep. Rows are kept on the CPU: the cache must not hold device memory. Returns (rows, images computed)."""
+    store = _cache.setdefault(key, {}) if memory else {}
     missing = [i for i, k in enumerate(keys) if k not in store]
-    if missing:
-        feats = compute(missing).cpu()
+    computed = 0
+
+    def run(missing):
+        feats = compute(missing).cpu().float()
         _stats["backbone_passes"] += 1
         _stats["images_computed"] += len(missing)
         for j, i in enumerate(missing):
             store[keys[i]] = feats[j]
-    _stats["images_reused"] += len(keys) - len(missing)
-    return torch.stack([store[k] for k in keys])
+        return feats
+    if missing and disk is not None:
+        ds = DiskStore(disk, key)
+        with ds.locked():  # other processes with this cache_dir wait here while this one computes
+            found = ds.get([keys[i] for i in missing])
+            for k, row in found.items():
+                store[k] = torch.from_numpy(row)
+            _stats["images_from_disk"] += sum(keys[i] in found for i in missing)
+            missing = [i for i in missing if keys[i] not in store]
+            if missing:
+                ds.add([keys[i] for i in missing], run(missing).numpy())
+                computed = len(missing)
+    elif missing:
+        run(missing)
+        computed = len(missing)
+    _stats["images_reused"] += len(keys) - computed
+    return torch.stack([store[k] for k in keys]), computed
 
 
-def provide(clf, key, role, image_set, keys, flipped):
+def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None):
     """Gives `clf` (a tlc._core.Classifier, cache key `key` from setting()) the features of `image_set` (rows in
     order, `keys` one per row) for the next fit's head phase in `role` ("train" or "val"), running the backbone
-    only over images not seen before."""
-    views = []
+    only over images that neither cache holds. Returns how many images it ran the backbone over."""
+    views, computed = [], 0
     with _lock:
         for view in ([False, True] if flipped else [False]):
             def compute(missing, view=view):
                 sub = image_set if len(missing) == len(keys) else \
                     _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
                 return clf.pooled_features(sub, view)
-            views.append(_rows(_cache.setdefault(key + (view,), {}), keys, compute))
+            rows, n = _rows(key + (view,), keys, compute, memory, disk)
+            views.append(rows)
+            computed += n
     clf.use_features(role, views[0], views[1] if flipped else None)
+    return computed
 
 
-def features_for(clf, key, images):
-    """Pooled features [N,C] of `images` (a tlc._inputs.Images) for predicting with `clf` (cache key `key`), whose
-    backbone must still be the file's: rows from the cache, the backbone run (and the files decoded) only for
-    images not seen before. A file that cannot be decoded is a ValueError, as in predict."""
+def features_for(clf, key, images, rows=None, disk=None):
+    """Pooled features [N,C] of `images` (a tlc._inputs.Images; `rows`: the indices among them to take, None:
+    all) for predicting with `clf` (cache key `key`), whose backbone must still be the file's: rows from the
+    caches, the backbone run (and the files decoded) only for images not seen before. A file that cannot be
+    decoded is a ValueError naming it, as in predict."""
     keys = images.keys()
+    if rows is not None:
+        keys = [keys[i] for i in rows]
+        images = images.take(rows)
 
     def compute(missing):
         px = images.take(missing).pixels(clf.image_size, clf.resize)
         return clf.pooled_features(_core.ImageSet.from_pixels(px, [0] * len(missing)), False)
     with _lock:
-        return _rows(_cache.setdefault(key + (False,), {}), keys, compute)
+        return _rows(key + (False,), keys, compute, True, disk)[0]
 
 
 def feature_cache_info():
-    """Counters of the in-process feature cache: backbone_passes (calls that ran the backbone), images_computed,
-    images_reused, and entries (feature rows held)."""
+    """Counters of the feature caches in this process: backbone_passes (calls that ran the backbone),
+    images_computed, images_reused (rows from either cache), images_from_disk (rows read from a cache_dir), and
+    entries (feature rows held in memory)."""
     with _lock:
         return dict(_stats, entries=sum(len(v) for v in _cache.values()))
 
@@ -89,5 +119,6 @@ def clear_feature_cache():
     """Drops every stored feature row and resets the counters."""
     with _lock:
         _cache.clear()
+        _diskcache_loaded.clear()  # the disk shards read so far (the files stay)
         for k in _stats:
             _stats[k] = 0

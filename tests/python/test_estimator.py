@@ -69,10 +69,11 @@ def test_pipeline_with_a_preceding_step(small_folder):
 
 def test_bad_inputs(small_folder, tmp_path):
     folder = tlc.ImageFolder(small_folder)
-    with pytest.raises(ValueError, match="uint8"):
-        make().fit(np.zeros((4, 8, 8, 3), np.float32), [0, 1, 0, 1])
+    # (float [0,1] and grayscale arrays are taken now: tests/python/test_inputs.py; these are not)
+    with pytest.raises(ValueError, match="normalized already"):
+        make().fit(np.full((4, 8, 8, 3), -1.0, np.float32), [0, 1, 0, 1])
     with pytest.raises(ValueError, match=r"\[N,H,W,3\]"):
-        make().fit(np.zeros((4, 8, 8), np.uint8), [0, 1, 0, 1])
+        make().fit(np.zeros((4, 8), np.uint8), [0, 1, 0, 1])
     with pytest.raises(ValueError, match="empty"):
         make().fit([], [])
     with pytest.raises(ValueError, match="one class"):

@@ -36,3 +36,40 @@ def test_cli_trained_model_predicts_identically_from_python(small_folder, tmp_pa
         expect = np.array([rec["probabilities"][c] for c in clf.classes_])
         assert np.allclose(row, expect, atol=1e-5), (row, expect)
     assert list(clf.predict(folder.paths[:6])) == [rec["label"] for rec in cli]
+
+
+def test_save_load_keeps_labels_and_params_and_clone_refits(small_folder, tmp_path):
+    from sklearn.base import clone
+    folder = tlc.ImageFolder(small_folder)
+    for y in (folder.labels + 5, folder.labels.astype(np.float64), np.asarray(folder.y, dtype=str),
+              np.asarray([c == "Bag" for c in folder.y])):
+        clf = make(lr=1e-2, epochs=1, hidden=4, random_state=np.random.RandomState(3)).fit(folder.paths, y)
+        back = tlc.load(clf.save(tmp_path / "m.pt"))
+        assert back.classes_.dtype == clf.classes_.dtype and back.classes_.tolist() == clf.classes_.tolist()
+        assert back.score(folder.paths, y) == clf.score(folder.paths, y)  # no 'Mix of label input types'
+        params = back.get_params()
+        rs = params.pop("random_state")
+        assert rs.get_state()[1].tolist() == clf.random_state.get_state()[1].tolist()
+        assert params == {k: v for k, v in clf.get_params().items() if k != "random_state"}
+        assert repr(back.history_) == repr(clf.history_)  # (NaN val_loss: repr compares it)
+    again = clone(back).fit(folder.paths, y)
+    assert again.classes_.tolist() == [False, True]
+    # torch sees the facts as the archive's extra file; the file is still the CLI's.
+    extra = {"tlc_sklearn.json": ""}
+    torch.jit.load(str(tmp_path / "m.pt"), _extra_files=extra)
+    assert json.loads(extra["tlc_sklearn.json"])["params"]["hidden"] == 4
+
+
+def test_cli_reads_what_python_saves(small_folder, tmp_path):
+    folder = tlc.ImageFolder(small_folder)
+    clf = make(lr=1e-2).fit(folder.paths, folder.labels)  # int labels: the file's class names are "0", "1", "2"
+    path = clf.save(tmp_path / "model.pt")
+    out = subprocess.run([CLI, "predict", path, *folder.paths[:6], "--json", "--device", "cpu"], check=True,
+                         capture_output=True, text=True).stdout
+    cli = json.loads(out)
+    p = clf.predict_proba(folder.paths[:6])
+    for row, rec in zip(p, cli):
+        assert np.allclose(row, [rec["probabilities"][str(c)] for c in clf.classes_], atol=1e-5)
+    assert [rec["label"] for rec in cli] == [str(c) for c in clf.predict(folder.paths[:6])]
+    loaded = tlc.load(path, device="cpu")  # and Python reads it back with the int labels
+    assert loaded.classes_.dtype == clf.classes_.dtype and loaded.get_params()["device"] == "cpu"
