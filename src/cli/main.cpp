@@ -93,6 +93,9 @@ int main(int argc, char** argv) {
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);
   tlc::cli::setup_export(app, &exit_code);
+#if TLC_WITH_SERVE
+  tlc::cli::setup_serve(app, &exit_code);
+#endif
   install_signal_handlers();
   // Under torchrun or srun only train and finetune work as one job across the ranks; any other command runs on
   // rank 0 alone (its output once, not once per rank).
