@@ -3,6 +3,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include <sys/socket.h>
+
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -95,6 +97,13 @@ void Server::install_limits() {
   s.set_read_timeout(options_.read_timeout_s, 0);
   s.set_write_timeout(options_.write_timeout_s, 0);
   s.set_tcp_nodelay(true);  // small JSON answers must not wait for Nagle
+  // httplib's default sets SO_REUSEPORT on Linux: a second server on the same port would then bind too and
+  // silently take half of the connections. SO_REUSEADDR alone still allows a restart while old connections
+  // linger in TIME_WAIT, and makes a port in use a clear error at bind().
+  s.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof(yes));
+  });
   // Runs once the headers are read and before the body is: refuse what we will not read.
   s.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     if (req.method != "POST" && req.method != "PUT") return httplib::Server::HandlerResponse::Unhandled;

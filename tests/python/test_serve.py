@@ -103,6 +103,15 @@ def test_protocol_routes(server):
     assert status == 404 and "no route" in json_error(status, body)
 
 
+def test_a_port_in_use_is_a_clear_error(server, model_dir, env):
+    # httplib's default (SO_REUSEPORT) would let this second server bind and share the port silently.
+    r = subprocess.run([CLI, "serve", model_dir, "--host", "127.0.0.1", "--port", str(server.port)],
+                       capture_output=True, text=True, timeout=120, env=env)
+    assert r.returncode != 0
+    assert "cannot listen on 127.0.0.1:%d" % server.port in r.stderr, r.stderr
+    assert get(server.port, "/v2/health/ready")[0] == 200
+
+
 def test_infer_binary_equals_tlc_predict(server, files, predicted):
     body, headers = infer_body([read(f) for f in files[:3]])
     status, h, resp = request(server.port, "POST", "/v2/models/%s/infer" % MODEL, body, headers)
