@@ -54,7 +54,7 @@ std::string le32(uint32_t n) {
 
 }  // namespace
 
-TEST(BatchQueue, TakesWholeRequestsInArrivalOrderUpToMaxBatch) {
+TEST(ServeQueue, TakesWholeRequestsInArrivalOrderUpToMaxBatch) {
   BatchQueue q(4, microseconds(10'000'000), 16);  // a long delay: only a full batch may leave at once
   for (int64_t n : {1, 2, 2, 1}) ASSERT_EQ(q.push(job_of(n)), BatchQueue::Admit::ok);
   EXPECT_EQ(sizes(q.next_batch()), (std::vector<int64_t>{1, 2}));  // 1+2+2 > 4: the third waits
@@ -65,7 +65,7 @@ TEST(BatchQueue, TakesWholeRequestsInArrivalOrderUpToMaxBatch) {
   EXPECT_EQ(q.push(job_of(1)), BatchQueue::Admit::closed);
 }
 
-TEST(BatchQueue, IsBoundedInImagesAndRefusesRequestsLargerThanABatch) {
+TEST(ServeQueue, IsBoundedInImagesAndRefusesRequestsLargerThanABatch) {
   BatchQueue q(4, microseconds(0), 6);
   EXPECT_EQ(q.push(job_of(4)), BatchQueue::Admit::ok);
   EXPECT_EQ(q.push(job_of(2)), BatchQueue::Admit::ok);
@@ -76,13 +76,13 @@ TEST(BatchQueue, IsBoundedInImagesAndRefusesRequestsLargerThanABatch) {
   EXPECT_EQ(q.push(job_of(1)), BatchQueue::Admit::ok);  // room again
 }
 
-TEST(BatchQueue, ZeroDelayRunsWhateverIsQueued) {
+TEST(ServeQueue, ZeroDelayRunsWhateverIsQueued) {
   BatchQueue q(8, microseconds(0), 8);
   ASSERT_EQ(q.push(job_of(1)), BatchQueue::Admit::ok);
   EXPECT_EQ(sizes(q.next_batch()), (std::vector<int64_t>{1}));
 }
 
-TEST(BatchQueue, ARequestPastItsDeadlineGets504AndNeverReachesABatch) {
+TEST(ServeQueue, ARequestPastItsDeadlineGets504AndNeverReachesABatch) {
   BatchQueue q(4, microseconds(0), 8);
   JobPtr late = job_of(1, Clock::now() - std::chrono::milliseconds(1));
   auto late_result = late->result.get_future();
@@ -94,7 +94,7 @@ TEST(BatchQueue, ARequestPastItsDeadlineGets504AndNeverReachesABatch) {
   EXPECT_NE(r.error.find("timed out"), std::string::npos) << r.error;
 }
 
-TEST(BatchQueue, ManyProducersOneConsumerEveryRequestAnsweredOnce) {
+TEST(ServeQueue, ManyProducersOneConsumerEveryRequestAnsweredOnce) {
   BatchQueue q(8, microseconds(500), 1000);
   constexpr int kProducers = 4, kEach = 50;
   std::vector<std::future<JobResult>> results[kProducers];
@@ -128,7 +128,7 @@ TEST(BatchQueue, ManyProducersOneConsumerEveryRequestAnsweredOnce) {
   consumer.join();
 }
 
-TEST(KServe, ParsesBinaryImagesAndBinaryOutputRequest) {
+TEST(ServeKServe, ParsesBinaryImagesAndBinaryOutputRequest) {
   const std::string a = "first file", b = "second";
   const std::string bin = le32(a.size()) + a + le32(b.size()) + b;
   const json header = {{"id", "r1"},
@@ -160,7 +160,7 @@ TEST(KServe, ParsesBinaryImagesAndBinaryOutputRequest) {
   EXPECT_EQ(got[3], 0.5f);
 }
 
-TEST(KServe, ParsesNestedJsonPixelsAndAnswersClassificationStrings) {
+TEST(ServeKServe, ParsesNestedJsonPixelsAndAnswersClassificationStrings) {
   json data = json::array();
   for (int i = 0; i < 2 * 3; ++i) data.push_back({{i, i, i}});
   const json req = {{"inputs", {{{"name", "PIXELS"}, {"datatype", "UINT8"}, {"shape", {1, 2, 3, 3}}, {"data", data}}}},
@@ -175,7 +175,7 @@ TEST(KServe, ParsesNestedJsonPixelsAndAnswersClassificationStrings) {
   EXPECT_EQ(resp["outputs"][0]["data"], json({"0.700000:1:b", "0.200000:2:c"}));
 }
 
-TEST(KServe, EveryMalformedRequestIsA400ThatNamesTheProblem) {
+TEST(ServeKServe, EveryMalformedRequestIsA400ThatNamesTheProblem) {
   const auto image_input = [](const json& extra) {
     json in = {{"name", "IMAGE"}, {"datatype", "BYTES"}, {"shape", {1}}, {"data", {"x"}}};
     if (extra.is_object()) in.update(extra);
@@ -241,7 +241,7 @@ TEST(ServeImages, ABadImageIsA400NamingIt) {
   EXPECT_NE(message.find("IMAGE[0]"), std::string::npos) << message;
 }
 
-TEST(ModelRunner, BatchesConcurrentRequestsAndAnswersEachWithItsOwnRows) {
+TEST(ServeRunner, BatchesConcurrentRequestsAndAnswersEachWithItsOwnRows) {
   tlc_test::TempDir t;
   tlc::Preprocess pre;
   pre.image_size = 16;

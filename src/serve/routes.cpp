@@ -71,6 +71,7 @@ double query_number(const Request& req, const char* name, double fallback, doubl
 void infer_route(const Server& server, const Request& req, Response& res) {
   ModelRunner& m = path_model(server, req);
   Tracked tracked(m);
+  server.check_accepting();
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(server.options().request_timeout_ms);
   std::optional<size_t> header_length;
   if (req.has_header("Inference-Header-Content-Length")) {
@@ -100,6 +101,7 @@ void infer_route(const Server& server, const Request& req, Response& res) {
 void predict_route(const Server& server, const Request& req, Response& res) {
   ModelRunner& m = server.default_model(req.has_param("model") ? req.get_param_value("model") : "");
   Tracked tracked(m);
+  server.check_accepting();
   const Clock::time_point deadline = Clock::now() + std::chrono::milliseconds(server.options().request_timeout_ms);
   const int top_k = static_cast<int>(query_number(req, "top_k", 3, 1, 1000));
   const double min_confidence = query_number(req, "min_confidence", 0, 0, 1);

@@ -200,6 +200,10 @@ void Server::warm_up() {
 
 bool Server::ready() const { return warmed_ && !draining_; }
 
+void Server::check_accepting() const {
+  if (!ready()) throw HttpError(503, draining_ ? "the server is shutting down" : "the server is warming up");
+}
+
 bool Server::failed() const {
   return serving_.valid() && !stopped_by_drain_ &&
          serving_.wait_for(std::chrono::seconds(0)) == std::future_status::ready;
@@ -238,7 +242,6 @@ ModelRunner& Server::default_model(const std::string& requested) const {
 }
 
 at::Tensor Server::infer(ModelRunner& model, const at::Tensor& pixels, Clock::time_point deadline) const {
-  if (!ready()) throw HttpError(503, draining_ ? "the server is shutting down" : "the server is warming up");
   std::future<JobResult> fut;
   switch (model.submit(pixels, deadline, &fut)) {
     case BatchQueue::Admit::ok: break;

@@ -61,9 +61,12 @@ class Server {
   ModelRunner& default_model(const std::string& requested) const;  // /predict's ?model=, or the only model
   const std::vector<std::unique_ptr<ModelRunner>>& models() const { return models_; }
   bool ready() const;
+  // Throws HttpError(503) unless the server takes new inference requests (warmed up, not draining). Checked
+  // once when a request arrives: a request received before a drain is answered whole.
+  void check_accepting() const;
   const HttpOptions& options() const { return options_; }
   // Queues pixels on a model and waits for the answer (up to the request's deadline); HttpError on 503
-  // (queue full or stopping), 400 (more images than --max-batch), 504 (deadline), 500 (the model failed).
+  // (queue full, or the queue closed), 400 (more images than --max-batch), 504 (deadline), 500 (the model failed).
   at::Tensor infer(ModelRunner& model, const at::Tensor& pixels, Clock::time_point deadline) const;
 
  private:
