@@ -320,13 +320,30 @@ def test_full_queue_is_503_with_retry_after(model_dir, files, env):
         assert result["r"][0] == 200
 
 
-def test_deadline_passed_in_the_queue_is_504(model_dir, files, env):
+def test_deadline_passed_in_the_queue_is_504_and_the_access_log_says_so(model_dir, files, env):
     with Server([model_dir], "--max-batch", "4", "--max-queue-delay-us", "5000000", "--request-timeout-ms", "300",
-                env=env) as s:
+                "--access-log", env=env) as s:
         body, headers = infer_body([read(files[0])])
         status, _, resp = request(s.port, "POST", "/v2/models/%s/infer" % MODEL, body, headers)
         assert status == 504 and "timed out" in json_error(status, resp)
         assert get(s.port, "/v2/health/ready")[0] == 200
+        line = "127.0.0.1 POST /v2/models/%s/infer 504" % MODEL
+        wait_until(lambda: any(line in entry for entry in s.log), timeout=30, what="the access log line")
+
+
+def test_help_describes_every_flag():
+    lines = subprocess.run([CLI, "serve", "--help"], capture_output=True, text=True, timeout=60).stdout.splitlines()
+    flags = 0
+    for i, line in enumerate(lines):
+        if not line.lstrip().startswith("--"):
+            continue
+        flags += 1
+        # CLI11 puts the description after a 30-column flag column, or on the next line when the flag is longer.
+        text = line[30:].strip() if len(line) > 30 else ""
+        if len(text.split()) < 3 and i + 1 < len(lines) and not lines[i + 1].lstrip().startswith("-"):
+            text = lines[i + 1].strip()
+        assert len(text.split()) >= 3, "no help for: " + line
+    assert flags >= 20
 
 
 def test_sigterm_drains_the_request_in_flight_and_exits_0(model_dir, files, env):
