@@ -62,7 +62,7 @@ def main():
     try:
         port = None
         for line in proc.stderr:
-            m = re.search(r"listening on http://[^:]+:(\d+)", line)
+            m = re.search(r"listening on http://\S+:(\d+) ", line)
             if m:
                 port = int(m.group(1))
             if line.startswith("ready:"):

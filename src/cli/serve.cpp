@@ -82,7 +82,8 @@ int run_serve(const ServeOptions& o) {
   serve::Server server(std::move(runners), o.http, std::cerr);
   server.bind();
   server.start();
-  const std::string url = "http://" + o.http.host + ":" + std::to_string(server.port());
+  const bool ipv6 = o.http.host.find(':') != std::string::npos;  // ::1 is written [::1] in a URL
+  const std::string url = "http://" + (ipv6 ? "[" + o.http.host + "]" : o.http.host) + ":" + std::to_string(server.port());
   std::cerr << "listening on " << url << " (ready once every model is warmed up)" << std::endl;
   server.warm_up();
   std::cerr << "ready: POST " << url << "/predict, " << url << "/v2/models/NAME/infer; GET " << url

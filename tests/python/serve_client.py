@@ -28,7 +28,7 @@ class Server:
         def read_log():
             for line in self.proc.stderr:
                 self.log.append(line)
-                m = re.search(r"listening on http://[^:]+:(\d+)", line)
+                m = re.search(r"listening on http://\S+:(\d+) ", line)
                 if m:
                     self.port = int(m.group(1))
                     got_port.set()
@@ -57,9 +57,9 @@ class Server:
             time.sleep(0.1)
         raise RuntimeError("tlc serve was not ready after %d s:\n%s" % (timeout, "".join(self.log)))
 
-    def terminate(self, timeout=60):
-        """SIGTERM, then the exit code (killed after `timeout` s)."""
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self, timeout=60, sig=signal.SIGTERM):
+        """Sends `sig`, then returns the exit code (killed after `timeout` s)."""
+        self.proc.send_signal(sig)
         try:
             return self.proc.wait(timeout)
         finally:

@@ -5,6 +5,7 @@ is killed at the end."""
 import glob
 import json
 import os
+import signal
 import socket
 import subprocess
 import threading
@@ -346,7 +347,8 @@ def test_help_describes_every_flag():
     assert flags >= 20
 
 
-def test_sigterm_drains_the_request_in_flight_and_exits_0(model_dir, files, env):
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_drains_the_request_in_flight_and_exits_0(model_dir, files, env, sig):
     s = Server([model_dir], "--max-batch", "4", "--max-queue-delay-us", "1500000", env=env)
     try:
         body, headers = infer_body([read(files[0])])
@@ -355,7 +357,7 @@ def test_sigterm_drains_the_request_in_flight_and_exits_0(model_dir, files, env)
             r=request(s.port, "POST", "/v2/models/%s/infer" % MODEL, body, headers, timeout=120)))
         t.start()
         wait_until(lambda: metric(s.port, "tlc_inference_queue_images", MODEL) == 1, what="the request queued")
-        rc = s.terminate(timeout=60)
+        rc = s.terminate(timeout=60, sig=sig)
         t.join(60)
         assert rc == 0, "".join(s.log)
         assert result["r"][0] == 200, result
