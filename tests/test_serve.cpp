@@ -201,6 +201,10 @@ TEST(ServeKServe, EveryMalformedRequestIsA400ThatNamesTheProblem) {
     EXPECT_EQ(status, 400) << body;
     EXPECT_NE(message.find(expect), std::string::npos) << body << " -> " << message;
   }
+  const std::string huge = json{{"inputs", {{{"name", "IMAGE"}, {"datatype", "BYTES"}, {"shape", {1}},
+                                               {"data", {std::string(kMaxJsonBytes, 'x')}}}}}}.dump();
+  EXPECT_NE(http_error_of([&] { parse_infer_request(huge, std::nullopt); }).second.find("binary data"),
+            std::string::npos);
   const std::string ok = image_input(json::object());
   EXPECT_EQ(http_error_of([&] { parse_infer_request(ok, ok.size() + 1); }).first, 400);
   EXPECT_EQ(http_error_of([&] { parse_infer_request(ok + "xx", ok.size()); }).second.find("left over") != std::string::npos,

@@ -26,9 +26,13 @@ at::Tensor decode_images(const std::vector<std::string_view>& files, const std::
   std::vector<std::string> errors;
   at::Tensor out = decode_each(files, opt, errors);
   std::string all;
-  for (size_t i = 0; i < errors.size(); ++i)
-    if (!errors[i].empty()) all += (all.empty() ? "" : "; ") + names.at(i) + ": " + errors[i];
-  if (!all.empty()) throw HttpError(400, "cannot decode " + all);
+  size_t bad = 0;
+  for (size_t i = 0; i < errors.size(); ++i) {
+    if (errors[i].empty()) continue;
+    if (++bad <= 5) all += (all.empty() ? "" : "; ") + names.at(i) + ": " + errors[i];
+  }
+  if (bad > 5) all += "; and " + std::to_string(bad - 5) + " more";
+  if (bad > 0) throw HttpError(400, "cannot decode " + all);
   return out;
 }
 

@@ -159,6 +159,9 @@ InferRequest parse_infer_request(const std::string& body, std::optional<size_t> 
   if (hlen > body.size())
     bad("Inference-Header-Content-Length is " + std::to_string(hlen) + " but the body has only " +
         std::to_string(body.size()) + " bytes");
+  if (hlen > kMaxJsonBytes)
+    bad("the JSON part of the request is " + std::to_string(hlen) + " bytes, more than " +
+        std::to_string(kMaxJsonBytes) + "; send images and pixels as binary data (Inference-Header-Content-Length)");
   json req;
   try {
     req = json::parse(body.begin(), body.begin() + static_cast<std::ptrdiff_t>(hlen));

@@ -24,6 +24,9 @@ namespace tlc::serve {
 inline constexpr const char* kImageInput = "IMAGE";
 inline constexpr const char* kPixelsInput = "PIXELS";
 inline constexpr const char* kProbabilitiesOutput = "PROBABILITIES";
+// The JSON part of a request is parsed into a DOM several times its size (PIXELS as JSON numbers: about 4x),
+// so it has a limit of its own below the body's; images belong in the binary part.
+inline constexpr size_t kMaxJsonBytes = 8u << 20;
 
 struct InferRequest {
   std::string id;

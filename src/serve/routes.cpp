@@ -82,6 +82,9 @@ void infer_route(const Server& server, const Request& req, Response& res) {
     header_length = static_cast<size_t>(n);
   }
   const InferRequest r = parse_infer_request(req.body, header_length);
+  if (r.batch() > m.max_batch())  // before decoding: a request cannot make us decode more than one batch
+    throw HttpError(400, "the request has " + std::to_string(r.batch()) + " images, more than --max-batch " +
+                             std::to_string(m.max_batch()) + " (send them in several requests)");
   std::vector<std::string> names;
   for (size_t i = 0; i < r.images.size(); ++i) names.push_back("IMAGE[" + std::to_string(i) + "]");
   const at::Tensor pixels = r.input_name == kImageInput ? decode_images(r.images, names, m.decode_options())
