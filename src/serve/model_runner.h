@@ -28,7 +28,9 @@ struct RunnerOptions {
   int64_t max_batch = 8;
   std::chrono::microseconds max_queue_delay{2000};
   int64_t max_queued_images = 64;
-  int64_t max_pixels = 100'000'000;
+  // Lower than tlc predict's 100 M: each of --http-threads requests may decode one image at a time, and a
+  // 25 MP PNG (a 6000x4000 photo) is already 75 MB of pixels before resizing.
+  int64_t max_pixels = 25'000'000;
 };
 
 class ModelRunner {
