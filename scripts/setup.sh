@@ -7,11 +7,12 @@ cd "$(dirname "$0")/.."
 
 # OpenCV: only the three modules tlc uses (libopencv-dev would pull every module, VTK and GDAL: 211 packages
 # and 675 MB instead of 66 and 179 MB for this whole list; see README "Set-up cost"). ccache makes rebuilds
-# cheap; giflib decodes GIF (optional in CMake); gloo's headers let tlc use c10d's ProcessGroupGloo.
+# cheap; giflib decodes GIF (optional in CMake); gloo's headers let tlc use c10d's ProcessGroupGloo; cpp-httplib
+# is the HTTP library of `tlc serve` (optional in CMake, docs/SERVING.md).
 APT_PACKAGES=(build-essential cmake ninja-build pkg-config python3 python3-venv python3-pip python3-dev ccache
               libopencv-core-dev libopencv-imgproc-dev libopencv-imgcodecs-dev
               libcli11-dev libgtest-dev libgmock-dev nlohmann-json3-dev libturbojpeg0-dev libgif-dev libgloo-dev
-              dataset-fashion-mnist)
+              libcpp-httplib-dev dataset-fashion-mnist)
 missing=()
 for p in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -18,6 +18,7 @@ void setup_inspect(CLI::App& app, int* exit_code);
 void setup_finetune(CLI::App& app, int* exit_code);
 void setup_evaluate(CLI::App& app, int* exit_code);
 void setup_export(CLI::App& app, int* exit_code);
+void setup_serve(CLI::App& app, int* exit_code);  // only in builds with cpp-httplib (TLC_WITH_SERVE)
 
 // Flags shared by train and finetune (batch, optimizer, augmentation, caches, controls, device).
 void add_training_flags(CLI::App* sub, TrainOptions& t);

@@ -71,6 +71,13 @@ bool explain_unknown_command(const CLI::App& app, int argc, char** argv) {
     const size_t d = edit_distance(given, sub->get_name());
     if (d < best_d) best_d = d, best = sub->get_name();
   }
+#if !TLC_WITH_SERVE
+  if (given == "serve") {
+    std::cerr << "tlc: error: this tlc was built without cpp-httplib, so it has no `serve` command: install "
+                 "libcpp-httplib-dev (scripts/setup.sh does) and build again" << std::endl;
+    return true;
+  }
+#endif
   std::cerr << "tlc: error: unknown command '" << given << "'";
   if (best_d <= std::max<size_t>(2, given.size() / 3)) std::cerr << "; did you mean '" << best << "'?";
   std::cerr << " (`tlc --help` lists the commands)" << std::endl;
@@ -93,6 +100,9 @@ int main(int argc, char** argv) {
   tlc::cli::setup_inspect(app, &exit_code);
   tlc::cli::setup_bench(app, &exit_code);
   tlc::cli::setup_export(app, &exit_code);
+#if TLC_WITH_SERVE
+  tlc::cli::setup_serve(app, &exit_code);
+#endif
   install_signal_handlers();
   // Under torchrun or srun only train and finetune work as one job across the ranks; any other command runs on
   // rank 0 alone (its output once, not once per rank).

@@ -1,5 +1,3 @@
-#include <nlohmann/json.hpp>
-
 #include <ATen/ATen.h>
 
 #include <algorithm>
@@ -47,7 +45,6 @@ int run_predict(const PredictOptions& o) {
   std::unique_ptr<GpuDecoder> gpu = open_gpu_decoder(parse_decode_backend(o.decode), model.device());
   std::vector<Prediction> preds = predict_paths(model, o.inputs, o.batch_size, o.threads, o.max_pixels, gpu.get());
   int failed = 0;
-  nlohmann::json out = nlohmann::json::array();
   if (o.csv) {
     std::cout << "path,label,probability";
     for (const auto& c : classes) std::cout << "," << csv_field(c);
@@ -57,7 +54,6 @@ int run_predict(const PredictOptions& o) {
     if (!p.ok) {
       ++failed;
       std::cerr << "tlc: error: cannot classify " << p.path << ": " << p.error << std::endl;
-      if (o.json) out.push_back({{"path", p.path}, {"error", p.error}});
       if (o.csv) std::cout << csv_field(p.path) << ",," << std::string(classes.size() + 1, ',') << csv_field(p.error) << "\n";
       continue;
     }
@@ -67,26 +63,14 @@ int run_predict(const PredictOptions& o) {
                 << "," << p.probabilities[best];
       for (float v : p.probabilities) std::cout << "," << v;
       std::cout << ",\n";
-    } else if (o.json) {
-      std::vector<size_t> order(p.probabilities.size());
-      for (size_t i = 0; i < order.size(); ++i) order[i] = i;
-      std::stable_sort(order.begin(), order.end(),
-                       [&](size_t a, size_t b) { return p.probabilities[a] > p.probabilities[b]; });
-      nlohmann::json top = nlohmann::json::array();
-      for (size_t i = 0; i < order.size() && static_cast<int>(i) < std::max(1, o.top_k); ++i)
-        top.push_back({{"class", classes[order[i]]}, {"probability", p.probabilities[order[i]]}});
-      nlohmann::json probs = nlohmann::json::object();
-      for (size_t i = 0; i < classes.size(); ++i) probs[classes[i]] = p.probabilities[i];
-      out.push_back({{"path", p.path}, {"label", predicted_label(p.probabilities, classes, o.min_confidence)},
-                     {"top", top}, {"probabilities", probs}});
-    } else {
+    } else if (!o.json) {  // the JSON is printed whole below, failures included
       std::cout << p.path << ": ";
       if (predicted_label(p.probabilities, classes, o.min_confidence) == kUnknownLabel)
         std::cout << kUnknownLabel << " (no class reaches " << format_percent(o.min_confidence) << "). ";
       std::cout << describe_prediction(p.probabilities, classes, o.top_k) << "\n";
     }
   }
-  if (o.json) std::cout << out.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) << "\n";
+  if (o.json) std::cout << predictions_json(preds, classes, o.top_k, o.min_confidence, 2) << "\n";
   if (!o.show.empty()) {
     // A contact sheet of the classified images with their predicted label and probability.
     std::vector<at::Tensor> tiles;

@@ -1,5 +1,6 @@
 // Prediction of files with a saved model, and the sentences tlc prints for it.
 #include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -47,6 +48,37 @@ std::string predicted_label(const std::vector<float>& probs, const std::vector<s
   return probs[best] < min_confidence ? kUnknownLabel : classes.at(best);
 }
 
+DecodeOptions predict_decode_options(const ModelMeta& meta, int64_t max_pixels) {
+  DecodeOptions dopt;
+  dopt.size = static_cast<int>(meta.image_size);
+  dopt.resize = meta.resize;
+  dopt.max_pixels = max_pixels;
+  return dopt;
+}
+
+std::string predictions_json(const std::vector<Prediction>& predictions, const std::vector<std::string>& classes,
+                             int top_k, double min_confidence, int indent) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const Prediction& p : predictions) {
+    if (!p.ok) {
+      out.push_back({{"path", p.path}, {"error", p.error}});
+      continue;
+    }
+    std::vector<size_t> order(p.probabilities.size());
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](size_t a, size_t b) { return p.probabilities[a] > p.probabilities[b]; });
+    nlohmann::json top = nlohmann::json::array();
+    for (size_t i = 0; i < order.size() && static_cast<int>(i) < std::max(1, top_k); ++i)
+      top.push_back({{"class", classes[order[i]]}, {"probability", p.probabilities[order[i]]}});
+    nlohmann::json probs = nlohmann::json::object();
+    for (size_t i = 0; i < classes.size(); ++i) probs[classes[i]] = p.probabilities[i];
+    out.push_back({{"path", p.path}, {"label", predicted_label(p.probabilities, classes, min_confidence)},
+                   {"top", top}, {"probabilities", probs}});
+  }
+  return out.dump(indent, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
 std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::string>& paths, int64_t batch_size,
                                       int threads, int64_t max_pixels, GpuDecoder* gpu) {
   // Folders are expanded with the same rule as training's class folders (hidden files skipped, image
@@ -62,10 +94,7 @@ std::vector<Prediction> predict_paths(ModelFile& model, const std::vector<std::s
     }
   }
   std::vector<Prediction> out(files.size());
-  DecodeOptions dopt;
-  dopt.size = static_cast<int>(model.meta().image_size);
-  dopt.resize = model.meta().resize;
-  dopt.max_pixels = max_pixels;
+  const DecodeOptions dopt = predict_decode_options(model.meta(), max_pixels);
   batch_size = std::max<int64_t>(1, batch_size);
   const auto bs = static_cast<size_t>(batch_size);
   // Batch k+1 is decoded (into pinned memory for a GPU) while batch k is classified.

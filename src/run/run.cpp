@@ -7,7 +7,7 @@
 #include <ostream>
 
 #include "run_internal.h"
-#include "checkpoint.h"
+#include "../train/checkpoint.h"  // read_checkpoint: what --resume continues
 #include "tlc/dist.h"
 #include "tlc/error.h"
 #include "tlc/gpu_decode.h"

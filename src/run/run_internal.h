@@ -1,6 +1,6 @@
 #pragma once
 // Pieces shared by the run functions (train, resume, finetune): data preparation and reports, the run
-// folder's output files, the configuration. Internal to src/train.
+// folder's output files, the configuration. Internal to src/run.
 #include <nlohmann/json.hpp>
 
 #include <memory>

@@ -1,4 +1,4 @@
-"""The peers of `tlc bench` (src/train/bench.cpp): the same backbone file, batch, size and thread count, run by
+"""The peers of `tlc bench` (src/run/bench.cpp): the same backbone file, batch, size and thread count, run by
 PyTorch and by OpenVINO's own defaults, so that the figures compare in one run.
 
 tlc embeds this file and runs it as: python -c SOURCE BACKBONE.pt BATCH SIZE THREADS ITERATIONS. It prints one

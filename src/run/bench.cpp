@@ -26,7 +26,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
-#include "bench_peers_source.h"  // k_bench_peers_source: src/train/bench_peers.py, embedded by CMake
+#include "bench_peers_source.h"  // k_bench_peers_source: src/run/bench_peers.py, embedded by CMake
 
 namespace tlc {
 namespace {
@@ -75,7 +75,7 @@ std::string ratio(double a, double b) {
 }
 
 // The same backbone file, batch, size and threads on PyTorch and on OpenVINO's defaults, in a child Python
-// (src/train/bench_peers.py): figures beside tlc's `backbone` figure, with tlc's ratio to each.
+// (src/run/bench_peers.py): figures beside tlc's `backbone` figure, with tlc's ratio to each.
 void bench_peers(const BenchOptions& opt, double tlc_rate, int threads, std::vector<BenchFigure>& figs,
                  std::ostream& log) {
   const std::string py = project_python();

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "run_internal.h"
-#include "trainer_internal.h"
+#include "../train/trainer_internal.h"  // shard_range, the first pass: the estimator's internals
 #include "tlc/calibration.h"
 #include "tlc/data_checks.h"
 #include "tlc/dist.h"
