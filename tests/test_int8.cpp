@@ -122,7 +122,8 @@ TEST(Int8, TrainPredictAndEvaluateCalibrateOnTheTrainingImages) {
   // evaluate: the run's own training images again (the cached engine), and what int8 costs against fp32.
   auto ev = run_command(tlc_cmd("evaluate " + t.str("run") + " " + t.str("data") + " --precision int8"));
   ASSERT_EQ(ev.exit_code, 0) << ev.out;
-  EXPECT_TRUE(contains(ev.out, "training images of")) << ev.out;
+  // The training rows of the run's splits.csv: the 12 of training, not all 16 images of the folder.
+  EXPECT_TRUE(contains(ev.out, "calibrated on 12 training images of the run")) << ev.out;
   EXPECT_TRUE(contains(ev.out, "int8 against fp32 on the same images: accuracy")) << ev.out;
   EXPECT_TRUE(contains(ev.out, "% of the images")) << ev.out;
   auto js = run_command(tlc_cmd("evaluate " + t.str("run") + " " + t.str("data") + " --precision int8 --json"));
@@ -132,6 +133,10 @@ TEST(Int8, TrainPredictAndEvaluateCalibrateOnTheTrainingImages) {
   // predict on the run folder: calibrated like training; a bare model file needs --calibration.
   auto pr = run_command(tlc_cmd("predict " + t.str("run") + " " + t.str("data") + " --precision int8 --csv"));
   ASSERT_EQ(pr.exit_code, 0) << pr.out;
+  EXPECT_TRUE(contains(pr.out, "engine: openvino")) << pr.out;
+  EXPECT_TRUE(contains(pr.out, "calibrated on 12 training images of the run")) << pr.out;
+  // train, evaluate and predict of one run calibrate on the same images: one int8 engine, quantized once.
+  EXPECT_EQ(cache_entries(t.str("cache"), "openvino-int8-"), 1);
   fs::create_directories(t.path() / "elsewhere");
   fs::copy_file(t.path() / "run" / "model.pt", t.path() / "elsewhere" / "model.pt");
   auto bare = run_command(tlc_cmd("predict " + t.str("elsewhere/model.pt") + " " + t.str("data") + " --precision int8"));
@@ -140,6 +145,19 @@ TEST(Int8, TrainPredictAndEvaluateCalibrateOnTheTrainingImages) {
   auto given = run_command(tlc_cmd("predict " + t.str("elsewhere/model.pt") + " " + t.str("data") +
                                    " --precision int8 --calibration " + t.str("data")));
   EXPECT_EQ(given.exit_code, 0) << given.out;
+  // An int8 engine that cannot be made (no Python to quantize with, images not seen before): predict says so and
+  // runs fp32; evaluate, whose point is the int8 cost, refuses instead of reporting a cost of zero.
+  fs::create_directories(t.path() / "other");
+  fs::copy_file(t.path() / "data" / "circle_red" / "img0.png", t.path() / "other" / "a.png");
+  const std::string no_python = "TLC_PYTHON=/nonexistent/python ";
+  auto fb = run_command(no_python + tlc_cmd("predict " + t.str("run") + " " + t.str("data") +
+                                            " --precision int8 --calibration " + t.str("other")));
+  EXPECT_EQ(fb.exit_code, 0) << fb.out;
+  EXPECT_TRUE(contains(fb.out, "could not be made")) << fb.out;
+  auto fe = run_command(no_python + tlc_cmd("evaluate " + t.str("run") + " " + t.str("data") +
+                                            " --precision int8 --calibration " + t.str("other")));
+  EXPECT_NE(fe.exit_code, 0) << fe.out;
+  EXPECT_TRUE(contains(fe.out, "no int8 cost to measure")) << fe.out;
   // --calibration without int8 is a mistake, said as one.
   auto wrong = run_command(tlc_cmd("predict " + t.str("run") + " " + t.str("data") + " --precision fp32 --calibration " +
                                    t.str("data")));

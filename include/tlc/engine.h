@@ -15,13 +15,14 @@ namespace tlc {
 struct CpuFeatures {
   bool avx2 = false;
   bool avx512 = false;       // AVX512F
+  bool avx_vnni = false;     // AVX-VNNI (256-bit; Alder Lake and later client CPUs)
   bool avx512_vnni = false;
   bool avx512_bf16 = false;
   bool amx_bf16 = false;
   bool amx_int8 = false;
   std::string name;          // the processor's name, when cpuinfo knows it
   bool has_bf16() const { return amx_bf16 || avx512_bf16; }
-  bool has_int8() const { return amx_int8 || avx512_vnni; }  // int8 dot products in hardware
+  bool has_int8() const { return amx_int8 || avx512_vnni || avx_vnni; }  // int8 dot products in hardware
   // E.g. "AVX2" or "AVX512F AVX512-VNNI AVX512-BF16 AMX-BF16 AMX-INT8": the features that matter here.
   std::string describe() const;
 };

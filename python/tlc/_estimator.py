@@ -327,6 +327,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
                 setattr(self, name, p.default)
         if data is not None:
             self.model_ = _persist.model_from_bytes(data, _persist.load_options(self.__dict__))
+            _warn_uncalibrated(self, f"this unpickled {type(self).__name__}")
             key = getattr(self, "_feature_key_", None)
             # The cache key names the engine and device the features were computed with: predictions keep
             # using cached features only where the loaded model computes the same ones.
@@ -365,7 +366,16 @@ def load(path, device=None, batch_size=None):
         est.classes_ = np.asarray(m.classes, dtype=object)
         est.history_ = []
     est.n_features_in_ = m.image_size * m.image_size * 3
+    _warn_uncalibrated(est, path)
     return est
+
+
+def _warn_uncalibrated(est, what):
+    """int8 engines are calibrated on fit's training images, which a saved or pickled estimator does not carry:
+    a restored one predicts in fp32 (its engine line says why), and says so once here."""
+    if getattr(est, "precision", None) == "int8":
+        warnings.warn(f"{what} was fitted with precision='int8', whose calibration images are not saved with it: "
+                      "it predicts in fp32 (TorchScript) until it is fitted again", UserWarning, stacklevel=3)
 
 
 def _take(items, indices):

@@ -38,6 +38,9 @@ int run_predict(const PredictOptions& o) {
   model.set_engine(o.engine, o.precision);
   if (!o.resize.empty()) model.set_resize(parse_resize_mode(o.resize));
   calibrate_model(model, o.model, o.calibration, o.threads);
+  // int8 is never the default, so what it ran on (and on which images it was calibrated, or why it fell back)
+  // is said, on stderr to keep --json and --csv clean.
+  if (o.precision == "int8") std::cerr << "tlc predict: " << model.engine_line() << std::endl;
   const auto& classes = model.meta().classes;
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
     std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel

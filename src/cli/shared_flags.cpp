@@ -49,7 +49,8 @@ void add_engine_flags(CLI::App* sub, std::string& engine, std::string& precision
 void add_calibration_flag(CLI::App* sub, std::string& dir) {
   sub->add_option("--calibration", dir,
                   "With --precision int8: a folder of images like the ones the model will see, to calibrate on "
-                  "(up to 128, spread evenly; default: the training images of the run the model belongs to)");
+                  "(up to 128, spread evenly; default: the training images of the run the model belongs to)")
+      ->check(CLI::ExistingDirectory);
 }
 
 }  // namespace tlc::cli

@@ -17,6 +17,7 @@ std::string CpuFeatures::describe() const {
   };
   add(avx2, "AVX2");
   add(avx512, "AVX512F");
+  add(avx_vnni, "AVX-VNNI");
   add(avx512_vnni, "AVX512-VNNI");
   add(avx512_bf16, "AVX512-BF16");
   add(amx_bf16, "AMX-BF16");
@@ -39,6 +40,7 @@ CpuFeatures detect_cpu_features() {
   f.avx2 = flag({"avx2"});
   f.avx512 = flag({"avx512_f", "avx512f"});
   f.avx512_vnni = flag({"avx512vnni", "avx512_vnni"});
+  f.avx_vnni = flag({"avx_vnni", "avxvnni"});
   f.avx512_bf16 = flag({"avx512bf16", "avx512_bf16"});
   f.amx_bf16 = flag({"amx_bf16", "amxbf16"});
   f.amx_int8 = flag({"amx_int8", "amxint8"});
@@ -80,11 +82,11 @@ EngineChoice choose_engine(const EngineRequest& r) {
                   "openvino wheel; rebuild with scripts/build.sh), or use --precision fp32/bf16");
     c.engine = "openvino";
     c.precision = "int8";
-    c.reason = "--precision int8: post-training static quantization (NNCF), calibrated on training images; ";
+    c.reason = "--precision int8: post-training static quantization (NNCF); ";
     if (r.cpu.has_int8())
-      c.reason += std::string("the CPU has ") + (r.cpu.amx_int8 ? "AMX-INT8" : "AVX512-VNNI");
+      c.reason += std::string("the CPU has ") + (r.cpu.amx_int8 ? "AMX-INT8" : r.cpu.avx512_vnni ? "AVX512-VNNI" : "AVX-VNNI");
     else
-      c.reason += "this CPU has " + r.cpu.describe() + " but neither AMX-INT8 nor AVX512-VNNI, so int8 gains less";
+      c.reason += "this CPU has " + r.cpu.describe() + " but no AMX-INT8 or VNNI, so int8 gains less";
     return c;
   }
   if (r.cuda) {

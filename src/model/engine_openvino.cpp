@@ -76,8 +76,9 @@ void write_npy(const fs::path& path, const at::Tensor& t) {
 
 // The IR for this module (or its first `blocks` blocks) at this size: from the cache, else converted into it.
 // The key is the module's serialized bytes (code, weights, buffers), OpenVINO's version, the size and the
-// prefix, so a fine-tuned backbone gets an IR of its own and an upgrade of OpenVINO converts again; an int8 IR
-// also keys on its calibration images.
+// prefix, so a fine-tuned backbone gets an IR of its own and an upgrade of OpenVINO converts again; the
+// converter's own source (a change of how it converts or quantizes converts again), and for an int8 IR its
+// calibration images.
 fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t blocks, const at::Tensor& calibration) {
   std::ostringstream bytes;
   try {
@@ -89,6 +90,7 @@ fs::path cached_ir(const torch::jit::Module& module, int64_t size, int64_t block
   Hasher h;
   h.add(blob.data(), blob.size());
   h.add(openvino_version());
+  h.add(std::string(k_ov_convert_source));  // how it is converted (and quantized: NNCF's settings live there)
   h.add(size);
   h.add(blocks);
   at::Tensor calib;

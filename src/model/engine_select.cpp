@@ -14,6 +14,10 @@ at::ScalarType dtype_of(const std::string& precision) { return precision == "bf1
 
 void Backbone::request_engine(const EngineRequest& req, int64_t image_size, int threads) {
   choice_ = choose_engine(req);
+  if (image_size != engine_size_) {  // calibration images are of one size: another engine needs others
+    calibration_ = at::Tensor();
+    calibration_what_.clear();
+  }
   // TF32 is a process-wide CUDA switch: fp32 turns off the TF32 PyTorch lets cuDNN use by default.
   if (req.cuda) allow_tf32(choice_.precision == "tf32");
   engine_size_ = image_size;
@@ -27,6 +31,10 @@ void Backbone::request_engine(const EngineRequest& req, int64_t image_size, int 
 void Backbone::set_calibration(const at::Tensor& normalized, const std::string& what) {
   if (normalized.dim() != 4 || normalized.size(0) == 0 || normalized.size(1) != 3)
     throw Error("the int8 calibration images must be a non-empty [M,3,S,S] batch");
+  if (engine_size_ > 0 && (normalized.size(2) != engine_size_ || normalized.size(3) != engine_size_))
+    throw Error("the int8 calibration images are " + std::to_string(normalized.size(2)) + "x" +
+                std::to_string(normalized.size(3)) + ", and the engine takes " + std::to_string(engine_size_) + "x" +
+                std::to_string(engine_size_) + " (decode them at the model's image size)");
   calibration_ = normalized.to(at::kCPU, at::kFloat).contiguous();
   calibration_what_ = what;
   if (choice_.precision == "int8") {  // a new calibration makes a new engine

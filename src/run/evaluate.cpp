@@ -124,6 +124,10 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   at::Tensor probs = probabilities();
   r.eval = evaluate_probabilities(probs, labels, opt.top_k);
   if (opt.precision == "int8") {
+    // Measuring int8 is the point of this run: when the int8 engine could not be made, say so instead of a
+    // cost of zero.
+    if (r.engine.rfind("engine: openvino", 0) != 0 || r.engine.find(" int8 (") == std::string::npos)
+      throw Error("--precision int8 could not run, so there is no int8 cost to measure: " + r.engine);
     // int8 changes results by more than rounding: the same images again in fp32 say by how much.
     model.set_engine(opt.engine, "fp32");
     const at::Tensor ref = probabilities();

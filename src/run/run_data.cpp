@@ -250,21 +250,28 @@ void calibrate_model(ModelFile& model, const std::string& model_arg, const std::
     model.set_calibration(items, threads, "images of " + calibration_dir);
     return;
   }
-  // A run folder (or its model.pt): the images it was trained on, split as it split them.
+  // A run folder (or its model.pt): the training rows its splits.csv recorded, the very images the head was
+  // trained on (never its validation or test images, even if the data folder changed since).
   const fs::path dir = fs::path(resolve_model_path(model_arg)).parent_path();
-  const fs::path config = (dir.empty() ? fs::path(".") : dir) / "config.json";
+  const fs::path splits = (dir.empty() ? fs::path(".") : dir) / "splits.csv";
   const std::string way_out = "give --calibration DIR: a few hundred images like the ones the model will see (its "
                               "training images are best)";
-  if (!fs::exists(config))
+  if (!fs::exists(splits))
     throw Error("--precision int8 calibrates on images like the ones the model will see, and " + model_arg +
-                " is a model file without its run folder (no config.json beside it); " + way_out);
-  const TrainRunOptions run = options_from_config(read_json_file(config.string()), dir.string());
-  DataSpec d = data_spec_of(run);
-  d.threads = threads;
-  if (!fs::is_directory(d.data_dir))
-    throw Error("--precision int8 calibrates on the run's training images, and its data folder " + d.data_dir +
-                " (config.json) is gone; " + way_out);
-  model.set_calibration(split_of(d, list_data(d)).train, threads, "training images of " + d.data_dir);
+                " is a model file without its run folder (no splits.csv beside it); " + way_out);
+  std::vector<ImageItem> items;
+  int64_t listed = 0;
+  for (const SplitRow& r : read_splits(splits.string(), recorded_cwd(dir.string()))) {
+    if (r.split != "train") continue;
+    ++listed;
+    std::error_code ec;
+    if (fs::exists(r.path, ec)) items.push_back({r.path, 0});
+  }
+  if (items.empty())
+    throw Error("--precision int8 calibrates on the run's training images, and " +
+                (listed == 0 ? splits.string() + " lists none" : "all " + std::to_string(listed) + " listed in " +
+                                                                  splits.string() + " are missing") + "; " + way_out);
+  model.set_calibration(items, threads, "training images of the run (" + splits.string() + ")");
 }
 
 }  // namespace tlc

@@ -27,3 +27,9 @@ def test_int8_fit_calibrates_on_the_training_images(small_folder, tmp_path, monk
     assert np.isfinite(pq).all() and np.allclose(pq.sum(1), 1, atol=1e-5)
     # The same head training on int8 features: the predictions mostly agree with fp32's.
     assert (pq.argmax(1) == pf.argmax(1)).mean() >= 0.8
+    # A pickled one has no calibration images: it says so, and predicts (in fp32).
+    import pickle
+    with pytest.warns(UserWarning, match="precision='int8'"):
+        back = pickle.loads(pickle.dumps(q))
+    assert "torchscript fp32" in back.model_.engine, back.model_.engine
+    assert back.predict_proba(folder.paths[:3]).shape == (3, 3)
