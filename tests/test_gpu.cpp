@@ -1,4 +1,4 @@
-// GPU checks (ctest label `gpu`): the CUDA normalize kernel against the CPU reference on awkward shapes, and
+// GPU checks (ctest label `gpu`): the CUDA normalize and augmentation kernels against their CPU references, and
 // training on CUDA against training on the CPU. Each test skips itself, saying why, where no CUDA device is
 // visible; scripts/gpu_check.sh runs them on the GPU machine.
 #include <ATen/ATen.h>
@@ -11,6 +11,7 @@
 
 #include "test_util.h"
 #include "tiny_training.h"
+#include "tlc/augment.h"
 #include "tlc/device.h"
 #include "tlc/model_file.h"
 #include "tlc/normalize.h"
@@ -73,6 +74,33 @@ TEST(Gpu, NormalizeKernelMatchesTheCpuReference) {
       }
     }
   }
+}
+
+TEST(Gpu, AugmentKernelMatchesTheCpuReference) {
+  if (!have_cuda() || !tlc::augment_has_cuda()) GTEST_SKIP() << kNoGpu;
+  // Every preset's drawn views (the same parameters on both devices), odd shapes, all modes and dtypes. Each
+  // product and sum is rounded on its own on both sides (augment.h): fp32 must match bit for bit.
+  struct Shape { int64_t n, h, w; };
+  const Shape shapes[] = {{1, 1, 1}, {3, 31, 33}, {2, 160, 160}, {65, 7, 5}};
+  at::manual_seed(7);
+  for (auto s : shapes)
+    for (const char* preset : {"keras", "fastai", "timm", "flip=hv,warp=0.5,saturation=0.5,translate=0.3"}) {
+      const tlc::AugmentSpec spec = tlc::parse_augment(preset);
+      std::vector<tlc::ViewParams> views;
+      for (int64_t i = 0; i < s.n; ++i) views.push_back(tlc::draw_view(spec, s.h, s.w, 42, static_cast<uint64_t>(i), 1));
+      const at::Tensor prm = tlc::view_tensor(views);
+      const auto u8 = at::randint(0, 256, {s.n, s.h, s.w, 3}, at::kByte);
+      for (auto mode : {tlc::NormalizeMode::minus1to1, tlc::NormalizeMode::caffe})
+        for (auto layout : {tlc::Layout::nchw, tlc::Layout::nhwc})
+          for (auto dtype : {at::kFloat, at::kBFloat16}) {
+            const auto ns = tlc::NormalizeSpec::from_mode(mode);
+            const at::Tensor ref = tlc::augment(u8, prm, ns, dtype, layout);
+            const at::Tensor got = tlc::augment(u8.cuda(), prm, ns, dtype, layout);
+            ASSERT_TRUE(got.is_cuda());
+            const double diff = (got.cpu().to(at::kFloat) - ref.to(at::kFloat)).abs().max().item<double>();
+            EXPECT_EQ(diff, 0.0) << preset << " " << s.n << "x" << s.h << "x" << s.w;
+          }
+    }
 }
 
 TEST(Gpu, TrainingOnCudaMatchesTheCpu) {
