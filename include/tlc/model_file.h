@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tlc/augment.h"
 #include "tlc/backbone.h"
 #include "tlc/classifier.h"
 #include "tlc/dataset.h"
@@ -24,6 +25,7 @@ struct ModelMeta {
   NormalizeMode normalize = NormalizeMode::minus1to1;
   ResizeMode resize = ResizeMode::stretch;  // files without the `resize` attribute were made with stretch
   std::string backbone_arch, backbone_weights;
+  std::string augment = "none";  // the training augmentation (tlc/augment.h), the default of --tta's views
 };
 
 // Builds the combined module and writes it atomically (temp file + fsync + rename).
@@ -32,6 +34,14 @@ void save_model_file(const std::string& path, Backbone& backbone, Head& head, co
 // The model file a user meant: `path` itself, or RUN_DIR/model.pt for a run folder. Throws tlc::Error that
 // says what was expected for a missing path, or a folder without model.pt.
 std::string resolve_model_path(const std::string& path);
+
+// fastai's blend (Learner.tta, beta 0.25): 0.25 x the plain prediction + 0.75 x the mean of the augmented
+// ones, on probabilities.
+constexpr double kTtaPlainWeight = 0.25;
+at::Tensor tta_blend(const at::Tensor& plain, const at::Tensor& augmented_mean);
+// The transforms --tta draws from: `given` (--tta-augment) when not empty, else the model's training
+// augmentation, else horizontal flips (a model trained without augmentation).
+AugmentSpec tta_augmentation(const ModelMeta& meta, const std::string& given);
 
 class ModelFile {
  public:
@@ -56,8 +66,15 @@ class ModelFile {
   // line. needs_calibration(): int8 was asked for and no calibration is set.
   void set_calibration(const std::vector<ImageItem>& items, int threads, const std::string& what);
   bool needs_calibration() const { return frozen_ && frozen_->needs_calibration(); }
+  // Test-time augmentation (predict/evaluate --tta N): predict_proba then blends the plain prediction with
+  // the mean of `views` augmented ones (tta_blend). The views of an image are drawn from its pixels
+  // (pixel_key), so they do not depend on the batch, the order or the device. 0 turns it off.
+  void set_tta(int views, const AugmentSpec& spec);
+  int tta_views() const { return tta_views_; }
+  const AugmentSpec& tta_spec() const { return tta_spec_; }
   // Class probabilities [N,K] (on the CPU) for a uint8 [N,S,S,3] RGB batch already at meta().image_size.
-  at::Tensor predict_proba(const at::Tensor& images_u8);
+  // With TTA on, `plain` (when given) receives the prediction without it.
+  at::Tensor predict_proba(const at::Tensor& images_u8, at::Tensor* plain = nullptr);
   at::Tensor logits(const at::Tensor& normalized);
 
  private:
@@ -66,7 +83,10 @@ class ModelFile {
   c10::Device device_{c10::kCPU};
   std::string path_;
   std::shared_ptr<Backbone> frozen_;  // the file's backbone on its engine, after set_engine
+  int tta_views_ = 0;
+  AugmentSpec tta_spec_;
   at::Tensor head_logits(const at::Tensor& pooled);
+  at::Tensor proba_of(const at::Tensor& images_u8, const at::Tensor& view_params);  // undefined params: plain
 };
 
 }  // namespace tlc

@@ -108,6 +108,8 @@ struct EvaluateOptions {
   int show_count = 12;          // how many images that sheet shows
   std::string engine = "auto", precision = "auto";  // of the backbone pass (tlc/engine.h)
   std::string calibration_dir;  // --precision int8: images to calibrate on (default: the run's training images)
+  int tta = 0;                  // test-time augmentation: views per image blended with the plain prediction
+  std::string tta_augment;      // their transforms (default: the model's training augmentation, else flip)
 };
 
 struct Misclassified {
@@ -124,6 +126,12 @@ struct EvaluateResult {
   std::string confusion_png, misclassified_csv;
   std::string worst_png;  // the --show sheet, when asked for
   std::string engine;     // the engine line: what ran the backbone, and why
+  struct Tta {
+    int views = 0;
+    std::string augment;
+    Evaluation plain;  // the same images without TTA
+  };
+  std::optional<Tta> tta;
   // --precision int8: the same images in fp32, for the accuracy int8 costs.
   struct Int8Cost {
     Evaluation fp32;

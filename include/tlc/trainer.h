@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "tlc/augment.h"
 #include "tlc/backbone.h"
 #include "tlc/device.h"
 #include "tlc/classifier.h"
@@ -49,7 +50,13 @@ struct TrainOptions {
   std::string device = "auto";  // auto (CUDA when present) | cpu | cuda
   // Distributed runs (tlc/dist.h): how long the rendezvous and each collective may wait for the other ranks.
   int dist_timeout_s = 1800;
-  std::string augment = "none";  // none | flip (random horizontal flip per image per epoch)
+  // Random views of the training images (tlc/augment.h): none, a preset (flip, light, keras, fastai, timm) or a
+  // list such as "flip,rotate=10,zoom=1.1". "flip" alone caches both of its views exactly. Any other: with
+  // augment_views K > 0, a pool of K augmented views per image plus the plain one, drawn once and cached like
+  // plain features (recomputed each epoch when they do not fit the cache); each epoch takes one view of the
+  // pool per image. With 0, a fresh view per image per epoch through the backbone (no feature cache).
+  std::string augment = "none";
+  int augment_views = 0;
   // Frozen backbone passes (tlc/engine.h, choose_engine): auto (bf16 on CUDA and on CPUs with AMX-BF16 or
   // AVX512-BF16, else fp32), fp32, tf32 (CUDA matmul/conv in TF32), bf16; engine auto (OpenVINO on the CPU when
   // built in, TorchScript on CUDA) | torchscript | openvino. The head, its optimizer and every pass that trains
@@ -126,18 +133,30 @@ class TransferClassifier {
   ChunkSink first_pass_sink(const std::string& role);
   // Whether the last head phase took its features from the first pass (for tests and the log).
   bool used_first_pass() const { return used_first_pass_; }
+  // What the last phase cached, and its size, for the log ("" when it cached nothing).
+  const std::string& cache_note() const { return cache_note_; }
+  const AugmentSpec& augmentation() const { return aug_; }
   // Pooled features [N,C] of a set's images (flipped: mirrored), in order, by the frozen backbone in the
   // classifier's precision: what the head phase trains on. Each call is one backbone pass over the set.
   at::Tensor pooled_features(const ImageSet& set, bool flipped = false);
+  // The same for augmented view `view` (draw_view's view number; the pool of --augment-views K holds views
+  // 0..K-1) of each image. Views are drawn from (seed, the image's pixels, view): an image has the same views
+  // in every set it is part of, so they can be cached per image across fits.
+  at::Tensor view_features(const ImageSet& set, int64_t view);
   // Features computed elsewhere (e.g. an in-process cache shared by the fits of a model search) for the next
   // head phase, as if a first pass had made them: `role` "train" or "val"; `flipped` only with --augment flip.
   // They are used when their row count matches the set given to fit(); else the phase extracts its own.
-  void use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped = {});
+  // `views`: with --augment-views K, the K augmented views' features, view by view ([K*N,C], view_features).
+  void use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped = {},
+                    const at::Tensor& views = {});
   // In a distributed run (tlc/dist.h) each rank's first pass sees its shard of a set: this gathers the
   // ranks' features of `role` (in rank order: the shards are contiguous blocks) so that every rank holds the
   // whole set's. Every rank must call it. Nothing to do in a world of one.
   void gather_first_pass(const std::string& role);
   at::Tensor predict_proba(const at::Tensor& images_u8);  // [N,K] on CPU
+  // Test-time augmentation: tta_blend of the plain prediction and the mean over `views` views of `spec`, drawn
+  // as ModelFile::set_tta draws them (so the saved model's predict --tta gives the same).
+  at::Tensor predict_proba_tta(const at::Tensor& images_u8, int views, const AugmentSpec& spec);
   // The same from pooled features [N,C] (pooled_features() of the images, while the backbone is still the
   // file's: e.g. an in-process cache shared by a model search's scoring). [N,K] on CPU.
   at::Tensor predict_proba_from_features(const at::Tensor& pooled);
@@ -172,6 +191,9 @@ class TransferClassifier {
   // channels-last when `whole_forward` goes through Backbone::forward with nothing trainable, else float32
   // NCHW (for forward_range and for fine-tuning passes). `flip`: optional per-image mask.
   at::Tensor backbone_input(const at::Tensor& images_u8, const at::Tensor& flip, bool whole_forward) const;
+  // The same for augmented views: row r of the batch in view view_id[r] (draw_view's view number from the run's
+  // seed and the image's pixel_key), or plain where view_id[r] < 0.
+  at::Tensor augmented_input(const at::Tensor& images_u8, const std::vector<int64_t>& view_id, bool whole_forward) const;
 
  private:
   Backbone backbone_;
@@ -183,10 +205,12 @@ class TransferClassifier {
   at::Tensor class_weights_;
   ProgressFn progress_;
   struct FirstPass {
-    std::vector<at::Tensor> plain, flipped;
+    std::vector<at::Tensor> plain, flipped, views;
   };
   std::map<std::string, FirstPass> first_pass_;
   bool used_first_pass_ = false;
+  AugmentSpec aug_;
+  std::string cache_note_;
   std::shared_ptr<GpuDecoder> gpu_decoder_;  // made by the first sink that decodes on the GPU
 
   // One optimizer step of the head on features (labels on the device), with the run's class weights.
@@ -208,7 +232,7 @@ class TransferClassifier {
   // The state to continue from: the checkpoint (opt.resume), a finished run's history (opt.continue_from),
   // or none.
   std::unique_ptr<Resume> resume_state() const;
-  Phase prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune, bool flip_aug);
+  Phase prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune, bool flip_aug, int64_t pool);
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                     int first_epoch, int epochs, bool fine_tune, Resume* resume,
                                     const std::vector<EpochStats>& earlier);

@@ -28,6 +28,7 @@ TrainOptions train_options(const pyb::dict& d) {
     else if (key == "seed") o.seed = v.cast<uint64_t>();
     else if (key == "device") o.device = v.cast<std::string>();
     else if (key == "augment") o.augment = v.cast<std::string>();
+    else if (key == "augment_views") o.augment_views = v.cast<int>();
     else if (key == "precision") o.precision = v.cast<std::string>();
     else if (key == "engine") o.engine = v.cast<std::string>();
     else if (key == "fine_tune_layers") o.fine_tune_layers = v.cast<int>();
@@ -122,10 +123,18 @@ void bind_classifier(pyb::module_& m) {
         return long_call([&] { return c.pooled_features(s, flipped); });
       }, pyb::arg("data"), pyb::arg("flipped") = false,
          "Pooled features [N,C] of a set (one frozen backbone pass), on the classifier's device")
+      .def("view_features", [](TransferClassifier& c, const ImageSet& s, int64_t view) {
+        return long_call([&] { return c.view_features(s, view); });
+      }, pyb::arg("data"), pyb::arg("view"),
+         "Pooled features [N,C] of augmented view `view` of each image (the pool of augment_views=K: 0..K-1)")
+      .def("predict_proba_tta", [](TransferClassifier& c, const at::Tensor& u8, int views, const std::string& spec) {
+        return long_call([&] { return c.predict_proba_tta(u8, views, parse_augment(spec)); });
+      }, pyb::arg("images"), pyb::arg("views"), pyb::arg("augment"),
+         "Test-time augmentation: 0.25 x plain + 0.75 x the mean of `views` augmented predictions")
       .def("use_features", [](TransferClassifier& c, const std::string& role, const at::Tensor& plain,
-                              const std::optional<at::Tensor>& flipped) {
-        c.use_features(role, plain, flipped.value_or(at::Tensor()));
-      }, pyb::arg("role"), pyb::arg("plain"), pyb::arg("flipped") = pyb::none(),
+                              const std::optional<at::Tensor>& flipped, const std::optional<at::Tensor>& views) {
+        c.use_features(role, plain, flipped.value_or(at::Tensor()), views.value_or(at::Tensor()));
+      }, pyb::arg("role"), pyb::arg("plain"), pyb::arg("flipped") = pyb::none(), pyb::arg("views") = pyb::none(),
            "Features for the next fit's head phase (role train or val), used when their rows match the set")
       .def_property_readonly("classes", &TransferClassifier::classes)
       .def_property_readonly("image_size", [](TransferClassifier& c) { return c.preprocess().image_size; })

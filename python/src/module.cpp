@@ -6,6 +6,7 @@
 #include <exception>
 
 #include "binding.h"
+#include "tlc/augment.h"
 #include "tlc/engine.h"
 #include "tlc/error.h"
 #include "tlc/image_io.h"
@@ -62,6 +63,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("clear_interrupt", &tlc::clear_interrupt);
   m.def("interrupt_requested", &tlc::interrupt_requested);
   m.def("gif_supported", &tlc::gif_supported);
+  m.def("canonical_augment", [](const std::string& s) { return tlc::to_string(tlc::parse_augment(s)); },
+        "The canonical text of an augmentation (tlc train --augment's syntax); tlc.Error for a bad one");
   m.def("openvino_version", &tlc::openvino_version, "OpenVINO's release when this build has its engine, else ''");
   py::bind_data(m);
   py::bind_classifier(m);

@@ -105,7 +105,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(self, backbone=None, image_size=160, normalize="auto", resize="stretch", epochs=10, lr=1e-4,
                  optimizer="rmsprop", batch_size=32, hidden=0, dropout=0.0, fine_tune_layers=0, fine_tune_blocks=0,
-                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", class_weight=None, device="auto",
+                 fine_tune_epochs=0, fine_tune_lr=1e-5, augment="none", augment_views=0, tta=0, class_weight=None, device="auto",
                  precision="auto", engine="auto", cache_features="auto", cache_dir=None, reuse_features=True,
                  on_error="raise", random_state=42, verbose=0):
         self.backbone = backbone
@@ -123,6 +123,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         self.fine_tune_epochs = fine_tune_epochs
         self.fine_tune_lr = fine_tune_lr
         self.augment = augment
+        self.augment_views = augment_views
+        self.tta = tta
         self.class_weight = class_weight
         self.device = device
         self.precision = precision
@@ -141,6 +143,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         o["lr"], o["fine_tune_lr"], o["dropout"] = float(self.lr), float(self.fine_tune_lr), float(self.dropout)
         for k in ("fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs"):
             o[k] = int(o[k])
+        o["augment_views"] = int(self.augment_views)
         o["seed"] = _validation.seed(self.random_state)
         o["class_weights"] = self.class_weight == "balanced"
         # The feature caches (in memory and under cache_dir) are the Python layer's (tlc/_features.py): the
@@ -185,7 +188,11 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         computed = None
         if caching:
             memory = bool(self.reuse_features)
-            computed = _features.provide(clf, cache_key, "train", train, keys, self.augment == "flip", memory, disk)
+            aug = _core.canonical_augment(self.augment)
+            pool = None  # the K views of augment_views, cached per image under the augmentation and the seed
+            if aug not in ("none", "flip") and int(self.augment_views) > 0:
+                pool = (aug, _validation.seed(self.random_state), int(self.augment_views))
+            computed = _features.provide(clf, cache_key, "train", train, keys, aug == "flip", memory, disk, pool)
             if val is not None:
                 _features.provide(clf, cache_key, "val", val, vkeys, False, memory, disk)
         progress = progress_sink(self.verbose)
@@ -241,7 +248,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             return out
         step = max(1, int(self.batch_size))
         key = getattr(self, "_feature_key_", None)
-        if key is not None:
+        tta = int(getattr(self, "tta", 0))
+        if tta > 0:  # test-time views run the backbone on the pixels
+            aug = _core.canonical_augment(self.augment)
+            aug = "flip" if aug == "none" else aug
+            pixels = images.take(rows).pixels(m.image_size, m.resize)
+            parts = [m.predict_proba_tta(pixels[b:b + step], tta, aug) for b in range(0, pixels.shape[0], step)]
+        elif key is not None:
             disk = os.fspath(self.cache_dir) if self.cache_dir is not None else None
             feats = _features.features_for(m, key, images, rows, disk)
             parts = [m.predict_proba_features(feats[b:b + step]) for b in range(0, feats.shape[0], step)]

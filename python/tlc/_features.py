@@ -72,11 +72,27 @@ def _rows(key, keys, compute, memory=True, disk=None):
     return torch.stack([store[k] for k in keys]), computed
 
 
-def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None):
+def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None, pool=None):
     """Gives `clf` (a tlc._core.Classifier, cache key `key` from setting()) the features of `image_set` (rows in
     order, `keys` one per row) for the next fit's head phase in `role` ("train" or "val"), running the backbone
-    only over images that neither cache holds. Returns how many images it ran the backbone over."""
+    only over images that neither cache holds. `pool`: (augmentation, seed, K) of augment_views=K, whose K
+    augmented views are cached per image under a key holding all three (two settings never share views).
+    Returns how many images it ran the backbone over."""
     views, computed = [], 0
+    if pool is not None:
+        with _lock:
+            pooled = []
+            for v in range(pool[2]):
+                def compute(missing, v=v):
+                    sub = image_set if len(missing) == len(keys) else \
+                        _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
+                    return clf.view_features(sub, v)
+                rows, n = _rows(key + ("views", pool[0], pool[1], v), keys, compute, memory, disk)
+                pooled.append(rows)
+                computed += n
+        plain, n = _rows_locked(key + (False,), keys, image_set, clf, memory, disk)
+        clf.use_features(role, plain, None, torch.cat(pooled))
+        return computed + n
     with _lock:
         for view in ([False, True] if flipped else [False]):
             def compute(missing, view=view):
@@ -88,6 +104,15 @@ def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None):
             computed += n
     clf.use_features(role, views[0], views[1] if flipped else None)
     return computed
+
+
+def _rows_locked(key, keys, image_set, clf, memory, disk):
+    def compute(missing):
+        sub = image_set if len(missing) == len(keys) else \
+            _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
+        return clf.pooled_features(sub, False)
+    with _lock:
+        return _rows(key, keys, compute, memory, disk)
 
 
 def features_for(clf, key, images, rows=None, disk=None):

@@ -12,7 +12,6 @@ CHOICES = {
     "normalize": ("auto", "minus1to1", "imagenet", "caffe"),
     "resize": ("stretch", "crop", "pad"),
     "optimizer": ("rmsprop", "adam", "sgd"),
-    "augment": ("none", "flip"),
     "precision": ("auto", "fp32", "tf32", "bf16", "int8"),
     "engine": ("auto", "torchscript", "openvino"),
     "cache_features": ("auto", "on", "off"),
@@ -22,7 +21,7 @@ CHOICES = {
 # name: (minimum, maximum or None) for int parameters.
 INTS = {"image_size": (8, 4096), "epochs": (0, 100000), "batch_size": (1, 65536), "hidden": (0, 1 << 20),
         "fine_tune_layers": (0, None), "fine_tune_blocks": (0, None), "fine_tune_epochs": (0, 100000),
-        "verbose": (0, None)}
+        "verbose": (0, None), "augment_views": (0, 64), "tta": (0, 64)}
 
 
 def _int(name, v, lo, hi):
@@ -62,6 +61,14 @@ def check_params(est):
         v = getattr(est, name)
         if v not in choices:
             raise ValueError(f"{name} must be one of {list(choices)}, got {v!r}")
+    if not isinstance(est.augment, str):
+        raise TypeError(f"augment must be a str such as 'flip', 'fastai' or 'flip,rotate=10', got "
+                        f"{type(est.augment).__name__}")
+    try:
+        from . import _core
+        _core.canonical_augment(est.augment)
+    except Exception as e:  # the C++ message names the bad item and the choices
+        raise ValueError(f"augment={est.augment!r}: {e}") from None
     if not isinstance(est.device, str) or not re.fullmatch(r"auto|cpu|cuda(:\d+)?", est.device):
         raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {est.device!r}")
     if est.cache_dir is not None and not isinstance(est.cache_dir, (str, os.PathLike)):

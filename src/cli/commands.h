@@ -27,6 +27,8 @@ void join_distributed_world(const TrainOptions& t);
 // --labels / --label-regex (train, evaluate).
 void add_label_flags(CLI::App* sub, LabelSource& labels);
 // --resize override and --max-pixels for commands that read images for a saved model (predict, evaluate).
+// --tta N and --tta-augment SPEC of predict and evaluate (test-time augmentation, tlc/model_file.h).
+void add_tta_flags(CLI::App* sub, int& tta, std::string& tta_augment);
 void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixels);
 // --decode auto|cpu|gpu (train, finetune, predict, bench): where JPEGs are decoded (tlc/gpu_decode.h).
 void add_decode_flag(CLI::App* sub, std::string& decode);

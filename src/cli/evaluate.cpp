@@ -44,7 +44,13 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
                                 {"misclassified_csv", r.misclassified_csv},
                                 {"worst_png", r.worst_png},
                                 {"engine", r.engine},
-                                {"int8_cost", cost}}
+                                {"int8_cost", cost},
+                                {"tta", r.tta ? nlohmann::json{{"views", r.tta->views},
+                                                               {"augment", r.tta->augment},
+                                                               {"plain_accuracy", r.tta->plain.accuracy},
+                                                               {"plain_loss", r.tta->plain.loss},
+                                                               {"accuracy_points", 100.0 * (e.accuracy - r.tta->plain.accuracy)}}
+                                              : nlohmann::json(nullptr)}}
                      .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
               << "\n";
     return 0;
@@ -55,6 +61,11 @@ int run_evaluate_cmd(const EvaluateOptions& o, bool json) {
   std::cout << std::fixed << std::setprecision(4) << "images: " << e.count << "\nloss: " << e.loss
             << "\naccuracy: " << e.accuracy << "\n";
   if (top_k_shown) std::cout << "top-" << e.top_k << " accuracy: " << e.top_k_accuracy << "\n";
+  if (const auto& t = r.tta)
+    std::cout << "test-time augmentation: " << t->views << " view(s) of " << t->augment << " blended with the plain "
+              << "prediction; without it: accuracy " << t->plain.accuracy << " (" << std::showpos << std::setprecision(2)
+              << 100.0 * (e.accuracy - t->plain.accuracy) << std::noshowpos << " points with TTA), loss "
+              << std::setprecision(4) << t->plain.loss << "\n";
   if (const auto& c = r.int8_cost) {
     const double points = 100.0 * (e.accuracy - c->fp32.accuracy);
     std::cout << "int8 against fp32 on the same images: accuracy " << e.accuracy << " vs " << c->fp32.accuracy << " ("
@@ -97,6 +108,7 @@ void setup_evaluate(CLI::App& app, int* exit_code) {
   add_calibration_flag(sub, o->calibration_dir);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_model_input_flags(sub, o->resize, o->max_pixels);
+  add_tta_flags(sub, o->tta, o->tta_augment);
   add_label_flags(sub, o->labels);
   sub->add_option("--show", o->show,
                   "Also write a contact sheet PNG of the highest-loss images with their true and predicted labels "

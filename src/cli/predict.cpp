@@ -30,6 +30,8 @@ struct PredictOptions {
   std::string decode = "auto";
   std::string engine = "auto", precision = "auto";
   std::string calibration;  // --precision int8's images (default: the run's training images)
+  int tta = 0;
+  std::string tta_augment;
 };
 
 int run_predict(const PredictOptions& o) {
@@ -41,6 +43,14 @@ int run_predict(const PredictOptions& o) {
   // int8 is never the default, so what it ran on (and on which images it was calibrated, or why it fell back)
   // is said, on stderr to keep --json and --csv clean.
   if (o.precision == "int8") std::cerr << "tlc predict: " << model.engine_line() << std::endl;
+  if (o.tta > 0) {
+    model.set_tta(o.tta, tta_augmentation(model.meta(), o.tta_augment));
+    std::cerr << "tlc predict: test-time augmentation: " << o.tta << " view(s) of " << to_string(model.tta_spec())
+              << (o.tta_augment.empty() ? (model.meta().augment == "none" ? " (the model was trained without augmentation)"
+                                                                          : " (the model's training augmentation)")
+                                        : "")
+              << ", blended 0.25 plain + 0.75 augmented" << std::endl;
+  }
   const auto& classes = model.meta().classes;
   if (o.min_confidence > 0 && std::find(classes.begin(), classes.end(), kUnknownLabel) != classes.end())
     std::cerr << "tlc: warning: the model has a class named '" << kUnknownLabel
@@ -128,6 +138,7 @@ void setup_predict(CLI::App& app, int* exit_code) {
                   "this probability, e.g. 0.8 for images that fit none of the classes (0: always the top class)")
       ->capture_default_str()->check(CLI::Range(0.0, 1.0));
   add_model_input_flags(sub, o->resize, o->max_pixels);
+  add_tta_flags(sub, o->tta, o->tta_augment);
   sub->add_option("--batch-size", o->batch_size, "Images per forward pass")->capture_default_str()->check(CLI::Range(1, 65536));
   sub->add_option("--threads", o->threads, "Decoding threads (0: all cores)")->capture_default_str()->check(CLI::NonNegativeNumber);
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));

@@ -1,5 +1,7 @@
 // Flags that several subcommands take, defined once so that they read the same in every --help.
 #include "commands.h"
+#include "tlc/augment.h"
+#include "tlc/error.h"
 
 namespace tlc::cli {
 
@@ -12,6 +14,27 @@ void add_label_flags(CLI::App* sub, LabelSource& labels) {
                   "Take each image's class from its file name: the first capture group of this regular expression "
                   "(e.g. '^([a-z]+)\\.' for Kaggle's cat.0.jpg); files that do not match are skipped and listed")
       ->excludes(csv);
+}
+
+void add_tta_flags(CLI::App* sub, int& tta, std::string& tta_augment) {
+  sub->add_option("--tta", tta,
+                  "Test-time augmentation: also classify N augmented views of each image and report 0.25 x the plain "
+                  "prediction + 0.75 x the mean of the augmented ones (fastai's blend). Views are drawn from each "
+                  "image's pixels, so a result does not depend on the batch or order. 0: off")
+      ->capture_default_str()->check(CLI::Range(0, 64));
+  sub->add_option("--tta-augment", tta_augment,
+                  "The transforms of --tta's views, in --augment's syntax (default: the augmentation the model was "
+                  "trained with, else flip)")
+      ->check(CLI::Validator(
+          [](std::string& s) {
+            try {
+              parse_augment(s);
+              return std::string();
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+          },
+          "SPEC"));
 }
 
 void add_model_input_flags(CLI::App* sub, std::string& resize, int64_t& max_pixels) {

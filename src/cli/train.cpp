@@ -17,8 +17,30 @@ void add_training_flags(CLI::App* sub, TrainOptions& t) {
       ->capture_default_str()->check(CLI::IsMember({"rmsprop", "adam", "sgd"}));
   sub->add_option("--momentum", t.optimizer.momentum, "Momentum for sgd and rmsprop")
       ->capture_default_str()->check(CLI::Range(0.0, 0.999));
-  sub->add_option("--augment", t.augment, "none, or flip: a random horizontal flip per image per epoch")
-      ->capture_default_str()->check(CLI::IsMember({"none", "flip"}));
+  sub->add_option("--augment", t.augment,
+                  "Random views of the training images: none; a preset: flip (horizontal flips), light (flip, "
+                  "rotate=10, zoom=1.1, translate=0.05), keras (flip, rotate=72: the TF tutorial's RandomFlip + "
+                  "RandomRotation(0.2)), fastai (aug_transforms: flip, rotate=10, zoom=1.1, lighting=0.2, warp=0.2, "
+                  "p=0.75), timm (crop=0.08, flip, brightness/contrast/saturation 0.4); or a list, later items "
+                  "overriding: flip[=h|v|hv], vflip, rotate=DEGREES, zoom=FACTOR, translate=FRACTION_OF_SIZE, "
+                  "crop=MIN_AREA_FRACTION, warp=MAGNITUDE, brightness=F, contrast=F, saturation=F, lighting=F, "
+                  "p=PROBABILITY (per transform), e.g. flip,rotate=10,zoom=1.1,lighting=0.2. See docs/AUGMENTATION.md")
+      ->capture_default_str()
+      ->transform(CLI::Validator(
+          [](std::string& s) {
+            try {
+              s = to_string(parse_augment(s));  // canonical, as config.json stores it
+              return std::string();
+            } catch (const Error& e) {
+              return std::string(e.what());
+            }
+          },
+          "SPEC"));
+  sub->add_option("--augment-views", t.augment_views,
+                  "With --augment other than none or flip: K > 0 draws K augmented views of each training image once "
+                  "and caches their features with the plain one (each epoch trains on one of the K+1 per image, at "
+                  "cached speed); 0 draws a fresh view per image per epoch through the backbone (no feature cache)")
+      ->capture_default_str()->check(CLI::Range(0, 64));
   sub->add_option("--cache-features", t.cache_features,
                   "Compute the frozen backbone's output once and reuse it every epoch (the pooled features while "
                   "only the head trains, the frozen prefix's activations while fine-tuning a Sequential backbone): "

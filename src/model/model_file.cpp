@@ -101,6 +101,7 @@ void save_model_file(const std::string& path, Backbone& backbone, Head& head, co
   m.register_attribute("resize", c10::StringType::get(), to_string(meta.resize));
   m.register_attribute("backbone_arch", c10::StringType::get(), meta.backbone_arch);
   m.register_attribute("backbone_weights", c10::StringType::get(), meta.backbone_weights);
+  m.register_attribute("augment", c10::StringType::get(), meta.augment);
   m.register_attribute("tlc_format_version", c10::IntType::get(), kModelFormatVersion);
   m.define(model_source(hidden));
   m.eval();
@@ -156,6 +157,7 @@ ModelFile ModelFile::load(const std::string& path_in) {
   if (f.module_.hasattr("resize")) f.meta_.resize = parse_resize_mode(f.module_.attr("resize").toStringRef());
   if (f.module_.hasattr("backbone_arch")) f.meta_.backbone_arch = f.module_.attr("backbone_arch").toStringRef();
   if (f.module_.hasattr("backbone_weights")) f.meta_.backbone_weights = f.module_.attr("backbone_weights").toStringRef();
+  if (f.module_.hasattr("augment")) f.meta_.augment = f.module_.attr("augment").toStringRef();
   f.module_.eval();
   f.path_ = path;
   return f;
@@ -203,15 +205,48 @@ at::Tensor ModelFile::head_logits(const at::Tensor& pooled) {
   return at::matmul(f, module_.attr("head_w").toTensor().t()) + module_.attr("head_b").toTensor();
 }
 
-at::Tensor ModelFile::predict_proba(const at::Tensor& images_u8) {
-  if (!frozen_) {
-    at::Tensor x = normalize(images_u8.to(device_), spec(), at::kFloat, Layout::nchw);
-    return at::softmax(logits(x), 1).cpu();
-  }
+at::Tensor ModelFile::proba_of(const at::Tensor& images_u8, const at::Tensor& views) {
+  auto input = [&](at::ScalarType dtype, Layout layout) {
+    return views.defined() ? augment(images_u8.to(device_), views, spec(), dtype, layout)
+                           : normalize(images_u8.to(device_), spec(), dtype, layout);
+  };
+  if (!frozen_) return at::softmax(logits(input(at::kFloat, Layout::nchw)), 1).cpu();
   torch::NoGradGuard ng;
-  at::Tensor x = normalize(images_u8.to(device_), spec(), frozen_->frozen_dtype(),
-                           frozen_->frozen_channels_last() ? Layout::nhwc : Layout::nchw);
+  at::Tensor x = input(frozen_->frozen_dtype(), frozen_->frozen_channels_last() ? Layout::nhwc : Layout::nchw);
   return at::softmax(head_logits(frozen_->pooled_features(x)), 1).cpu();
+}
+
+void ModelFile::set_tta(int views, const AugmentSpec& spec) {
+  if (views < 0) throw Error("--tta must be >= 0");
+  if (views > 0 && spec.none()) throw Error("--tta needs an augmentation to draw its views from; give --tta-augment");
+  tta_views_ = views;
+  tta_spec_ = spec;
+}
+
+AugmentSpec tta_augmentation(const ModelMeta& meta, const std::string& given) {
+  if (!given.empty()) return parse_augment(given);
+  const AugmentSpec trained = parse_augment(meta.augment);
+  return trained.none() ? parse_augment("flip") : trained;
+}
+
+at::Tensor tta_blend(const at::Tensor& plain, const at::Tensor& augmented_mean) {
+  return plain * kTtaPlainWeight + augmented_mean * (1 - kTtaPlainWeight);
+}
+
+at::Tensor ModelFile::predict_proba(const at::Tensor& images_u8, at::Tensor* plain) {
+  at::Tensor p = proba_of(images_u8, at::Tensor());
+  if (tta_views_ == 0) return p;
+  const int64_t n = images_u8.size(0), h = images_u8.size(1), w = images_u8.size(2);
+  std::vector<uint64_t> keys;
+  for (int64_t i = 0; i < n; ++i) keys.push_back(pixel_key(images_u8[i]));
+  at::Tensor sum = at::zeros_like(p);
+  for (int v = 0; v < tta_views_; ++v) {
+    std::vector<ViewParams> params;
+    for (int64_t i = 0; i < n; ++i) params.push_back(draw_view(tta_spec_, h, w, 0, keys[static_cast<size_t>(i)], static_cast<uint64_t>(v)));
+    sum += proba_of(images_u8, view_tensor(params));
+  }
+  if (plain) *plain = p;
+  return tta_blend(p, sum / tta_views_);
 }
 
 }  // namespace tlc

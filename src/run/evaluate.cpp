@@ -71,6 +71,7 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   model.to(resolve_device(opt.device));
   model.set_engine(opt.engine, opt.precision);
   if (!opt.resize.empty()) model.set_resize(parse_resize_mode(opt.resize));
+  if (opt.tta > 0) model.set_tta(opt.tta, tta_augmentation(model.meta(), opt.tta_augment));
   EvaluateResult r;
   r.classes = model.meta().classes;
   const std::string model_dir = fs::path(model_path).parent_path().string();
@@ -114,15 +115,24 @@ EvaluateResult run_evaluate(const EvaluateOptions& opt) {
   r.skipped.insert(r.skipped.end(), report.broken.begin(), report.broken.end());
   if (set.size() == 0) throw Error("none of the " + std::to_string(items.size()) + " images could be decoded");
   std::vector<int64_t> labels;
+  std::vector<at::Tensor> plain_parts;  // with --tta: the predictions without it
   auto probabilities = [&] {
     std::vector<at::Tensor> parts;
+    plain_parts.clear();
     auto batches = prefetch_batches(set, batches_in_order(set.size(), opt.batch_size), model.device());
-    for (int64_t k = 0; k < batches->count(); ++k) parts.push_back(model.predict_proba(batches->next()));
+    for (int64_t k = 0; k < batches->count(); ++k) {
+      at::Tensor plain;
+      parts.push_back(model.predict_proba(batches->next(), &plain));
+      if (plain.defined()) plain_parts.push_back(plain);
+    }
     return at::cat(parts).contiguous();
   };
   for (const auto& it : set.items()) labels.push_back(it.label);
   at::Tensor probs = probabilities();
   r.eval = evaluate_probabilities(probs, labels, opt.top_k);
+  if (model.tta_views() > 0)
+    r.tta = EvaluateResult::Tta{model.tta_views(), to_string(model.tta_spec()),
+                                evaluate_probabilities(at::cat(plain_parts).contiguous(), labels, opt.top_k)};
   if (opt.precision == "int8") {
     // Measuring int8 is the point of this run: when the int8 engine could not be made, say so instead of a
     // cost of zero.

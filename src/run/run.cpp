@@ -149,7 +149,13 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   calibrate_on_training_images(*clf, d, folder);
   log << "  " << clf->backbone().prepare_engine() << "\n";
   log << "  preprocessing: " << pre.image_size << "x" << pre.image_size << ", normalize " << to_string(pre.mode)
-      << " (" << norm.origin << "), resize " << to_string(pre.resize) << (t.augment == "flip" ? ", random horizontal flips" : "") << "\n";
+      << " (" << norm.origin << "), resize " << to_string(pre.resize) << "\n";
+  if (const AugmentSpec aug = parse_augment(t.augment); !aug.none())
+    log << "  augmentation: " << to_string(aug) << " (" << describe(aug) << ")"
+        << (aug.flip_only() ? ": both views of each image are used, cached when features are"
+            : t.augment_views > 0 ? "; a pool of " + std::to_string(t.augment_views) + " views per image + the plain one, cached"
+                                  : "; a fresh view per image per epoch through the backbone")
+        << "\n";
   log << "  head: GAP -> " << (t.hidden > 0 ? "Dense(" + std::to_string(t.hidden) + ", relu) -> " : "")
       << (t.dropout > 0 ? "Dropout(" + fmt(t.dropout, 2) + ") -> " : "") << "Dense(" << folder.classes.size() << "); "
       << t.optimizer.name << " lr " << t.optimizer.lr << ", " << count_noun(t.epochs, "epoch") << ", batch " << t.batch_size
@@ -205,8 +211,10 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
                                                    {"initial", {{"loss", num(res.initial_val.loss)}, {"acc", num(res.initial_val.acc)}}}}));
   }
   const int last = t.epochs + (t.fine_tune_layers > 0 ? t.fine_tune_epochs : 0);
+  std::string cache_logged;
   res.history = clf->fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) {
     sink.close();
+    if (s.cache != "none" && clf->cache_note() != cache_logged) log << "  " << (cache_logged = clf->cache_note()) << "\n";
     log_epoch(log, s, last);
   });
   finish_run(*clf, p, opt.out_dir, res, result_out);

@@ -27,6 +27,7 @@ json train_options_json(const TrainOptions& t) {
           {"hidden", t.hidden},
           {"dropout", t.dropout},
           {"augment", t.augment},
+          {"augment_views", t.augment_views},
           {"precision", t.precision},
           {"engine", t.engine},
           {"fine_tune_layers", t.fine_tune_layers},
@@ -56,6 +57,7 @@ TrainOptions train_options_from_json(const json& j) {
   t.hidden = j.at("hidden");
   t.dropout = j.at("dropout");
   t.augment = j.at("augment");
+  t.augment_views = j.value("augment_views", 0);  // runs from before --augment-views lack it
   t.precision = j.value("precision", "auto");
   t.engine = j.value("engine", "auto");  // runs from before --engine lack it
   t.fine_tune_layers = j.at("fine_tune_layers");
@@ -134,7 +136,8 @@ const std::vector<Setting>& settings() {
       TLC_SETTING("--fine-tune-epochs", true, train.fine_tune_epochs),
       TLC_SETTING("--fine-tune-lr", false, train.fine_tune_lr), TLC_SETTING("--batch-size", false, train.batch_size),
       TLC_SETTING("--optimizer", false, train.optimizer.name), TLC_SETTING("--momentum", false, train.optimizer.momentum),
-      TLC_SETTING("--augment", false, train.augment), TLC_SETTING("--cache-features", true, train.cache_features),
+      TLC_SETTING("--augment", false, train.augment),
+      TLC_SETTING("--augment-views", false, train.augment_views), TLC_SETTING("--cache-features", true, train.cache_features),
       TLC_SETTING("--cache-dir", true, train.cache_dir), TLC_SETTING("--cache-memory-mb", true, train.cache_memory_mb),
       TLC_SETTING("--keep", false, train.keep), TLC_SETTING("--patience", false, train.patience),
       TLC_SETTING("--lr-schedule", false, train.lr_schedule), TLC_SETTING("--lr-step-epochs", false, train.lr_step_epochs),

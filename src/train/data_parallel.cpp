@@ -152,7 +152,7 @@ void TransferClassifier::gather_first_pass(const std::string& role) {
     parts = {comm.allgather_rows(mine)};
   };
   gathered(it->second.plain);
-  if (opt_.augment == "flip" && role == "train") gathered(it->second.flipped);
+  if (aug_.flip_only() && role == "train") gathered(it->second.flipped);
 }
 
 }  // namespace tlc

@@ -41,7 +41,11 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   std::vector<EpochStats> history;
   if (epochs <= 0) return history;
   if (val && val->size() == 0) val = nullptr;
-  const bool flip_aug = opt_.augment == "flip";
+  // Augmentation: "flip" alone has two views, both cached; other transforms take one view per image per epoch,
+  // from a pool of K + 1 (--augment-views K: cached like plain features) or fresh each epoch (K = 0).
+  const bool flip_aug = aug_.flip_only();
+  const bool views_aug = !aug_.none() && !flip_aug;
+  const int64_t pool = views_aug && opt_.augment_views > 0 ? opt_.augment_views + 1 : 0;
   // Data parallelism: every rank draws the same global batches and works on its slice of each.
   Comm& comm = world();
   const bool parallel = comm.world_size() > 1;
@@ -77,23 +81,40 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
                                                         detail::gradient_bucket_bytes());
 
   // Nothing to fill a cache for when a resumed phase has no epoch left to run.
-  const Phase ph = (resume ? resume->epoch_index : 0) < epochs ? prepare_phase(train, val, fine_tune, flip_aug) : Phase{};
+  const Phase ph = (resume ? resume->epoch_index : 0) < epochs ? prepare_phase(train, val, fine_tune, flip_aug, pool) : Phase{};
 
   // Pooled features for a batch of training images, with or without graph as the phase needs.
   // `pixels`: the batch's decoded images when nothing is cached (from the prefetcher), else undefined.
-  auto train_features = [&](const std::vector<int64_t>& idx, const std::vector<uint8_t>& flips, const at::Tensor& pixels) {
+  // `choice`: per image, the flip (--augment flip) or the view of the pool; `epoch` names fresh views.
+  auto train_features = [&](const std::vector<int64_t>& idx, const std::vector<int64_t>& choice, const at::Tensor& pixels,
+                            int epoch) {
     if (ph.kind == Phase::none) {
-      at::Tensor mask = flip_aug ? at::tensor(std::vector<int64_t>(flips.begin(), flips.end())).to(at::kByte) : at::Tensor();
+      auto input = [&](bool whole_forward) {
+        if (!views_aug)
+          return backbone_input(pixels, flip_aug ? at::tensor(choice).to(at::kByte) : at::Tensor(), whole_forward);
+        std::vector<int64_t> view_id(idx.size(), (int64_t{1} << 32) + epoch);  // fresh: one view per epoch
+        if (pool > 0)
+          for (size_t r = 0; r < idx.size(); ++r) view_id[r] = choice[r] - 1;  // -1: the plain view
+        return augmented_input(pixels, view_id, whole_forward);
+      };
       // Fine-tuning a backbone with blocks: the frozen prefix runs as the prefix cache would have computed it
       // (on the engine, without a graph), so that the cache changes no result; only the suffix is recorded.
       const int64_t length = backbone_.sequential_length();
       if (backbone_.any_trainable() && length > 0) {
         const int64_t split = backbone_.first_trainable_child();
-        at::Tensor act = backbone_.forward_prefix(backbone_input(pixels, mask, false), split);
+        at::Tensor act = backbone_.forward_prefix(input(false), split);
         return backbone_.forward_range(act, split, length).mean({2, 3});
       }
-      return backbone_.forward(backbone_input(pixels, mask, true)).mean({2, 3});
+      return backbone_.forward(input(true)).mean({2, 3});
     }
+    if (ph.pool > 0) {
+      std::vector<int64_t> rows(idx.size());
+      for (size_t r = 0; r < idx.size(); ++r) rows[r] = choice[r] * train.size() + idx[r];
+      at::Tensor act = ph.train_plain.index_select(0, at::tensor(rows, at::kLong).to(device_));
+      if (ph.kind == Phase::pooled) return act;
+      return backbone_.forward_range(act, ph.split, ph.length).mean({2, 3});
+    }
+    const std::vector<int64_t>& flips = choice;
     at::Tensor sel = at::tensor(idx, at::kLong).to(device_);
     at::Tensor act = ph.train_plain.index_select(0, sel);
     if (flip_aug) {
@@ -198,10 +219,10 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     }
     for (size_t b0 = 0; b0 < order.size(); b0 += static_cast<size_t>(opt_.batch_size), ++step) {
       std::vector<int64_t> idx(order.begin() + b0, order.begin() + std::min(order.size(), b0 + opt_.batch_size));
-      std::vector<uint8_t> flips(idx.size(), 0);
-      if (flip_aug)
-        for (auto& f : flips) f = static_cast<uint8_t>(flip_rng.below(2));
-      if (step < skip) continue;  // done before the interruption; the flips were drawn to stay in step
+      std::vector<int64_t> flips(idx.size(), 0);  // the flip, or the view of the pool, of each image
+      if (flip_aug || pool > 0)
+        for (auto& f : flips) f = static_cast<int64_t>(flip_rng.below(flip_aug ? 2 : static_cast<uint64_t>(pool)));
+      if (step < skip) continue;  // done before the interruption; the choices were drawn to stay in step
       // Dropout's random numbers come from (seed, epoch, step): identical after a resume (in a distributed
       // run each rank's slice draws its own from (seed, epoch, step, rank)).
       torch::manual_seed(opt_.seed * 1000003ULL + static_cast<uint64_t>(epoch) * 100003ULL + static_cast<uint64_t>(step) +
@@ -213,20 +234,20 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
         // This rank's slice of the global batch; the gradients are summed over the ranks, so that the step is
         // the single-process step on the whole batch.
         const std::vector<int64_t> mine = my_part(idx);
-        const std::vector<uint8_t> my_flips = my_part(flips);
+        const std::vector<int64_t> my_flips = my_part(flips);
         const at::Tensor pixels = batches ? batches->next() : at::Tensor();
         double denominator = static_cast<double>(idx.size());
         if (class_weights_.defined())
           denominator = class_weights_.cpu().index_select(0, train.labels(idx)).sum().item<double>();
         if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();  // travels with this step
-        const SyncedStep r = step_data_parallel([&] { return train_features(mine, my_flips, pixels); },
+        const SyncedStep r = step_data_parallel([&] { return train_features(mine, my_flips, pixels, epoch); },
                                                 train.labels(mine).to(device_), denominator, *optim, *buckets);
         l = r.loss;
         correct += r.correct;
         stop_now = r.stop;
       } else {
         at::Tensor y = train.labels(idx).to(device_);
-        const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor()), y, *optim);
+        const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor(), epoch), y, *optim);
         l = r.loss;
         correct += r.logits.argmax(1).eq(y).sum().item<int64_t>();
         if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();

@@ -3,6 +3,7 @@
 // pass that computes features while the images are decoded.
 #include <sys/stat.h>
 
+#include <cstdio>
 #include <filesystem>
 
 #include <torch/serialize.h>
@@ -20,6 +21,12 @@ namespace tlc {
 namespace {
 
 
+std::string format_bytes(int64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f MB", static_cast<double>(bytes) / 1e6);
+  return buf;
+}
+
 std::string file_hash(const std::string& path) {
   std::vector<uint8_t> bytes;
   std::string err;
@@ -35,18 +42,22 @@ std::string file_hash(const std::string& path) {
 // fine-tuning, or nothing), within the memory budget, and fills the cache: from the on-disk feature cache when
 // its key matches, else by running the frozen part once over the sets.
 TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune,
-                                                            bool flip_aug) {
+                                                            bool flip_aug, int64_t pool) {
   // Decide the cache for this phase.
   used_first_pass_ = false;
+  cache_note_.clear();
   Phase ph;
   ph.flip = flip_aug;
+  ph.pool = pool;
   const int64_t budget = opt_.cache_memory_mb * 1024 * 1024;
-  const int64_t views = flip_aug ? 2 : 1;
-  const int64_t nimg = train.size() + (val ? val->size() : 0);
+  const int64_t views = flip_aug ? 2 : std::max<int64_t>(pool, 1);
+  const int64_t nimg = train.size() * views + (val ? val->size() : 0);
+  // Fresh augmented views (--augment-views 0) are new every epoch: nothing to cache.
+  const bool fresh_views = !aug_.none() && !flip_aug && pool == 0;
   std::vector<int64_t> prefix_shape;  // [1,C,h,w] of the frozen prefix's output
-  if (opt_.cache_features != "off") {
+  if (opt_.cache_features != "off" && !fresh_views) {
     if (!fine_tune) {
-      const int64_t bytes = nimg * views * backbone_.info().output_channels * 4;
+      const int64_t bytes = nimg * backbone_.info().output_channels * 4;
       if (opt_.cache_features == "on" || bytes <= budget) ph.kind = Phase::pooled;
     } else if (backbone_.sequential_length() > 0) {
       ph.length = backbone_.sequential_length();
@@ -57,18 +68,22 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
         probe = backbone_.forward_range(at::zeros({1, 3, pre_.image_size, pre_.image_size}, device_), 0, ph.split);
       }
       prefix_shape = probe.sizes().vec();
-      const int64_t bytes = nimg * views * probe.numel() * 4;
+      const int64_t bytes = nimg * probe.numel() * 4;
       if (ph.split > 0 && (opt_.cache_features == "on" || bytes <= budget)) ph.kind = Phase::prefix;
     }
   }
 
   // Runs the frozen part over a whole set in order (batch by batch) and keeps the result on the device. In
   // a distributed run each rank runs its block of the set and the blocks are gathered.
-  auto extract = [&](const ImageSet& set, bool flipped) {
+  // `view`: 0 the plain images; 1 flipped (--augment flip) or view 1 of the pool (draw_view's view 0), ...
+  auto extract = [&](const ImageSet& set, int64_t view) {
     torch::NoGradGuard ng;
     std::vector<at::Tensor> parts;
+    const bool flipped = flip_aug && view == 1;
     const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
-                              (flipped ? " (flipped)" : "");
+                              (flipped ? " (flipped)"
+                               : view > 0 ? " (view " + std::to_string(view) + " of " + std::to_string(pool - 1) + ")"
+                                          : "");
     const auto [lo, hi] = detail::shard_range(set.size(), world());
     std::vector<std::vector<int64_t>> plan;
     for (int64_t b0 = lo; b0 < hi; b0 += opt_.batch_size) {
@@ -81,8 +96,13 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       check_interrupt(label);
       at::Tensor pixels = batches->next();
       done += pixels.size(0);
-      at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
-      at::Tensor x = backbone_input(pixels, flip_mask, ph.kind == Phase::pooled);
+      at::Tensor x;
+      if (view > 0 && !flip_aug) {
+        x = augmented_input(pixels, std::vector<int64_t>(static_cast<size_t>(pixels.size(0)), view - 1),
+                            ph.kind == Phase::pooled);
+      } else {
+        x = backbone_input(pixels, flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor(), ph.kind == Phase::pooled);
+      }
       parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
                                                : backbone_.forward_prefix(x, ph.split));
     }
@@ -105,6 +125,12 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       h.add(to_string(pre_.resize));                            // stretch, crop and pad give other pixels
       h.add(backbone_.engine_name());  // bf16 features are not fp32 features, nor OpenVINO's TorchScript's
       h.add(static_cast<int64_t>(flip_aug));
+      if (pool > 0) {  // the views depend on the transforms, their number and the seed they are drawn from
+        h.add(std::string("views"));
+        h.add(opt_.augment);
+        h.add(pool);
+        h.add(static_cast<int64_t>(opt_.seed));
+      }
       h.add(std::string(gpu_decoder_ ? "decode:nvjpeg" : "decode:cpu"));  // decoders differ by a level or two
       for (const ImageSet* s : {&train, val}) {
         if (!s) continue;
@@ -143,9 +169,19 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       if (flip_aug) ph.train_flipped = streamed("train", true, train.size());
       if (val) ph.val_plain = streamed("val", false, val->size());
       used_first_pass_ = ph.train_plain.defined();
-      if (!ph.train_plain.defined()) ph.train_plain = extract(train, false);
-      if (flip_aug && !ph.train_flipped.defined()) ph.train_flipped = extract(train, true);
-      if (val && !ph.val_plain.defined()) ph.val_plain = extract(*val, false);
+      if (!ph.train_plain.defined()) ph.train_plain = extract(train, 0);
+      if (flip_aug && !ph.train_flipped.defined()) ph.train_flipped = extract(train, 1);
+      if (pool > 1) {
+        // The pool's views: given by use_features when they cover the set (an in-process cache), else a pass each.
+        at::Tensor given = streamed("train_views", false, train.size() * (pool - 1));
+        std::vector<at::Tensor> all = {ph.train_plain};
+        if (given.defined()) all.push_back(given);
+        else
+          for (int64_t v = 1; v < pool; ++v) all.push_back(extract(train, v));
+        used_first_pass_ = used_first_pass_ && given.defined();
+        ph.train_plain = at::cat(all);
+      }
+      if (val && !ph.val_plain.defined()) ph.val_plain = extract(*val, 0);
       if (!key_file.empty() && world().is_root()) {
         std::vector<at::Tensor> t = {ph.train_plain.cpu(), val ? ph.val_plain.cpu() : at::zeros({0})};
         if (flip_aug) t.push_back(ph.train_flipped.cpu());
@@ -154,6 +190,18 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     }
   }
 
+  if (ph.kind != Phase::none) {
+    int64_t bytes = 0;
+    for (const at::Tensor* t : {&ph.train_plain, &ph.train_flipped, &ph.val_plain})
+      if (t->defined()) bytes += t->numel() * t->element_size();
+    cache_note_ = std::string(ph.kind == Phase::pooled ? "feature cache" : "prefix cache") + ": " +
+                  std::to_string(train.size()) + " training images x " +
+                  (pool > 0 ? std::to_string(pool) + " views (plain + " + std::to_string(pool - 1) + " augmented)"
+                   : flip_aug ? std::string("2 views (plain + flipped)")
+                              : std::string("1 view")) +
+                  (val ? " + " + std::to_string(val->size()) + " validation images" : std::string()) + ", " +
+                  format_bytes(bytes) + " on " + device_.str();
+  }
   if (!fine_tune) first_pass_.clear();  // used once, by the head phase
   return ph;
 }
@@ -162,11 +210,13 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   ChunkSink sink;
   first_pass_.erase(role);
   if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
+  // Fresh augmented views every epoch (--augment-views 0): the head phase caches nothing to fill.
+  if (!aug_.none() && !aug_.flip_only() && opt_.augment_views == 0) return sink;
   sink.chunk = opt_.batch_size;
   sink.device = device_;
   if (!gpu_decoder_) gpu_decoder_ = open_gpu_decoder(parse_decode_backend(opt_.decode), device_);
   sink.gpu = gpu_decoder_.get();
-  const bool flipped = role == "train" && opt_.augment == "flip";
+  const bool flipped = role == "train" && aug_.flip_only();
   first_pass_[role] = FirstPass{};
   // The first pass is where a large data set spends its first minutes: it shows progress like extraction.
   const std::string label = "decoding + caching features" + std::string(role == "train" ? "" : " (" + role + ")");
@@ -199,11 +249,31 @@ at::Tensor TransferClassifier::pooled_features(const ImageSet& set, bool flipped
   return at::cat(parts);
 }
 
-void TransferClassifier::use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped) {
+void TransferClassifier::use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped,
+                                      const at::Tensor& views) {
   FirstPass fp;
   if (plain.defined()) fp.plain.push_back(plain.to(device_, at::kFloat));
   if (flipped.defined()) fp.flipped.push_back(flipped.to(device_, at::kFloat));
   first_pass_[role] = std::move(fp);
+  if (views.defined() && role == "train") {
+    FirstPass v;
+    v.plain.push_back(views.to(device_, at::kFloat));
+    first_pass_["train_views"] = std::move(v);
+  }
+}
+
+at::Tensor TransferClassifier::view_features(const ImageSet& set, int64_t view) {
+  torch::NoGradGuard ng;
+  std::vector<at::Tensor> parts;
+  auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
+  for (int64_t k = 0; k < batches->count(); ++k) {
+    check_interrupt("computing features of augmented views");
+    at::Tensor pixels = batches->next();
+    parts.push_back(backbone_.forward(augmented_input(pixels, std::vector<int64_t>(static_cast<size_t>(pixels.size(0)), view),
+                                                      true)).mean({2, 3}));
+  }
+  if (parts.empty()) return at::zeros({0, backbone_.info().output_channels}, at::TensorOptions().device(device_));
+  return at::cat(parts);
 }
 
 }  // namespace tlc

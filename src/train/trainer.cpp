@@ -30,7 +30,8 @@ namespace {
 
 void check_options(const TrainOptions& o) {
   if (o.batch_size < 1) throw Error("--batch-size must be >= 1");
-  if (o.augment != "none" && o.augment != "flip") throw Error("--augment must be none or flip");
+  parse_augment(o.augment);  // says what is wrong with it
+  if (o.augment_views < 0 || o.augment_views > 64) throw Error("--augment-views must be 0 to 64");
   if (o.cache_features != "auto" && o.cache_features != "on" && o.cache_features != "off")
     throw Error("--cache-features must be auto, on or off");
   if (o.keep != "last" && o.keep != "best") throw Error("--keep must be last or best");
@@ -51,6 +52,8 @@ TransferClassifier::TransferClassifier(Backbone backbone, std::vector<std::strin
       device_(resolve_device(opt_.device)) {
   if (classes_.size() < 2) throw Error("a classifier needs at least 2 classes");
   check_options(opt_);
+  aug_ = parse_augment(opt_.augment);
+  opt_.augment = to_string(aug_);  // canonical, as config.json and the model file store it
   // A --decode name that is not one, or gpu without CUDA or nvJPEG: said now, before any work.
   use_gpu_decode(parse_decode_backend(opt_.decode), device_);
   if (opt_.fine_tune_blocks > 0) opt_.fine_tune_layers = backbone_.layers_in_last_blocks(opt_.fine_tune_blocks);
@@ -108,6 +111,21 @@ at::Tensor TransferClassifier::backbone_input(const at::Tensor& images_u8, const
   const bool nhwc = frozen && backbone_.frozen_channels_last();
   return normalize(images_u8.to(device_), NormalizeSpec::from_mode(pre_.mode), dtype, nhwc ? Layout::nhwc : Layout::nchw,
                    flip.defined() ? flip.to(device_) : flip);
+}
+
+at::Tensor TransferClassifier::augmented_input(const at::Tensor& images_u8, const std::vector<int64_t>& view_id,
+                                               bool whole_forward) const {
+  const bool frozen = whole_forward && !backbone_.any_trainable();
+  const at::ScalarType dtype = frozen ? backbone_.frozen_dtype() : at::kFloat;
+  const bool nhwc = frozen && backbone_.frozen_channels_last();
+  std::vector<ViewParams> views;
+  const at::Tensor host = images_u8.cpu();
+  for (size_t r = 0; r < view_id.size(); ++r)
+    views.push_back(view_id[r] < 0 ? identity_view()
+                                   : draw_view(aug_, images_u8.size(1), images_u8.size(2), opt_.seed,
+                                               pixel_key(host[static_cast<int64_t>(r)]), static_cast<uint64_t>(view_id[r])));
+  return augment(images_u8.to(device_), view_tensor(views), NormalizeSpec::from_mode(pre_.mode), dtype,
+                 nhwc ? Layout::nhwc : Layout::nchw);
 }
 
 TransferClassifier::StepResult TransferClassifier::train_step(const at::Tensor& normalized, const at::Tensor& labels,
@@ -214,6 +232,27 @@ at::Tensor TransferClassifier::predict_proba(const at::Tensor& images_u8) {
   return at::softmax(head_->forward(backbone_.pooled_features(normalize_batch(images_u8))), 1).to(at::kCPU);
 }
 
+at::Tensor TransferClassifier::predict_proba_tta(const at::Tensor& images_u8, int views, const AugmentSpec& spec) {
+  at::Tensor plain = predict_proba(images_u8);
+  if (views <= 0) return plain;
+  head_->eval();
+  torch::NoGradGuard ng;
+  const bool frozen = !backbone_.any_trainable();
+  const at::ScalarType dtype = frozen ? backbone_.frozen_dtype() : at::kFloat;
+  const Layout layout = frozen && backbone_.frozen_channels_last() ? Layout::nhwc : Layout::nchw;
+  const at::Tensor host = images_u8.cpu();
+  std::vector<uint64_t> keys;
+  for (int64_t i = 0; i < host.size(0); ++i) keys.push_back(pixel_key(host[i]));
+  at::Tensor sum = at::zeros_like(plain);
+  for (int v = 0; v < views; ++v) {
+    std::vector<ViewParams> params;
+    for (uint64_t k : keys) params.push_back(draw_view(spec, host.size(1), host.size(2), 0, k, static_cast<uint64_t>(v)));
+    at::Tensor x = augment(images_u8.to(device_), view_tensor(params), NormalizeSpec::from_mode(pre_.mode), dtype, layout);
+    sum += at::softmax(head_->forward(backbone_.pooled_features(x)), 1).to(at::kCPU);
+  }
+  return tta_blend(plain, sum / views);
+}
+
 at::Tensor TransferClassifier::predict_proba_from_features(const at::Tensor& pooled) {
   if (pooled.dim() != 2 || pooled.size(1) != backbone_.info().output_channels)
     throw Error("features of shape " + c10::str(pooled.sizes()) + " do not fit the head, which takes [N," +
@@ -231,6 +270,7 @@ void TransferClassifier::save(const std::string& path) {
   meta.resize = pre_.resize;
   meta.backbone_arch = backbone_.info().arch;
   meta.backbone_weights = backbone_.info().weights;
+  meta.augment = opt_.augment;
   // The file is always written from CPU copies so that it loads anywhere.
   backbone_.to(c10::Device(c10::kCPU));
   try {

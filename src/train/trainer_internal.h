@@ -26,6 +26,9 @@ struct TransferClassifier::Phase {
   enum Kind { none, pooled, prefix } kind = none;
   int64_t split = 0, length = 0;  // prefix: children [0, split) cached, [split, length) run
   bool flip = false;
+  // A pool of views (--augment-views K: pool = K + 1): train_plain holds pool * N rows, view v of image i in
+  // row v * N + i (view 0 the plain image, view v > 0 draw_view's view v - 1).
+  int64_t pool = 0;
   at::Tensor train_plain, train_flipped, val_plain;
 };
 

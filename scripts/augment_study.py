@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Does augmentation help, and what does the K-view feature cache cost? (docs/AUGMENTATION.md)
+
+For each subset size (training images per class) and seed, draws a subset of Debian's Fashion-MNIST
+(dataset-fashion-mnist, all 10 classes, gray turned to RGB) and a held-out test subset, then trains tlc's
+estimator (frozen backbone, GAP + Dense head) once per setting and scores the test images:
+
+  none, flip                    the baseline and the exactly cached flip
+  light/keras/fastai/timm:K     the preset with a pool of K cached views per image (augment_views=K)
+  fastai:fresh                  fastai with a fresh view per image per epoch (augment_views=0): the anchors' way
+  +tta                          the best setting's model again with tta=4 (0.25 plain + 0.75 augmented)
+
+  .venv/bin/python scripts/augment_study.py --backbone build/tests/test_models/effnet_lite0_imagenet.pt \\
+      --sizes 20 50 100 --seeds 3
+
+Prints one line per fit and Markdown tables: accuracy mean (std) per setting and size, fit time, TTA gain.
+"""
+import argparse
+import gzip
+import time
+
+import numpy as np
+
+import tlc
+
+CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"]
+
+
+def read_idx(path):
+    with gzip.open(path, "rb") as f:
+        data = f.read()
+    dims = data[3]
+    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
+    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def subset(images, labels, per_class, rng):
+    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
+    x = np.repeat(images[idx][..., None], 3, axis=3)  # gray -> RGB, as tlc decodes gray files
+    return np.ascontiguousarray(x), np.array([CLASSES[c] for c in labels[idx]])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--backbone", required=True)
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100], help="training images per class")
+    ap.add_argument("--test", type=int, default=50, help="test images per class and seed")
+    ap.add_argument("--seeds", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--views", type=int, default=4, help="K of the cached settings")
+    ap.add_argument("--tta", type=int, default=4)
+    ap.add_argument("--image-size", type=int, default=96)
+    ap.add_argument("--settings", nargs="+",
+                    default=["none", "flip", "light:K", "keras:K", "fastai:K", "timm:K", "fastai:fresh"])
+    a = ap.parse_args()
+    train_x = read_idx(f"{a.data}/train-images-idx3-ubyte.gz")
+    train_y = read_idx(f"{a.data}/train-labels-idx1-ubyte.gz")
+    test_x = read_idx(f"{a.data}/t10k-images-idx3-ubyte.gz")
+    test_y = read_idx(f"{a.data}/t10k-labels-idx1-ubyte.gz")
+    acc, secs, tta_gain = {}, {}, {}
+    for size in a.sizes:
+        for seed in range(a.seeds):
+            rng = np.random.default_rng(1000 * size + seed)
+            xtr, ytr = subset(train_x, train_y, size, rng)
+            xte, yte = subset(test_x, test_y, a.test, rng)
+            for s in a.settings:
+                aug, _, mode = s.partition(":")
+                views = a.views if mode == "K" else 0
+                est = tlc.TransferClassifier(backbone=a.backbone, image_size=a.image_size, epochs=a.epochs,
+                                             optimizer="adam", lr=1e-3, augment=aug, augment_views=views,
+                                             random_state=seed, reuse_features=False)
+                t0 = time.perf_counter()
+                est.fit(xtr, ytr)
+                fit_s = time.perf_counter() - t0
+                score = est.score(xte, yte)
+                acc.setdefault((s, size), []).append(score)
+                secs.setdefault((s, size), []).append(fit_s)
+                line = f"size {size} seed {seed} {s}: acc {score:.4f} fit {fit_s:.1f} s"
+                if aug != "none" and mode != "fresh":  # TTA on the model trained with that augmentation
+                    est.set_params(tta=a.tta)
+                    with_tta = est.score(xte, yte)
+                    tta_gain.setdefault((s, size), []).append(with_tta - score)
+                    line += f", with tta={a.tta}: {with_tta:.4f}"
+                print(line, flush=True)
+    print(f"\n{a.seeds} seeds; Fashion-MNIST, 10 classes, N training images per class, {a.test} test images per "
+          f"class; {a.backbone}; {a.image_size} px; {a.epochs} epochs adam 1e-3, batch 32; K = {a.views}\n")
+    print("| setting | " + " | ".join(f"{n}/class: accuracy, mean (std) | fit s" for n in a.sizes) + " |")
+    print("|---|" + "---|---|" * len(a.sizes))
+    for s in a.settings:
+        cells = []
+        for n in a.sizes:
+            v, t = np.array(acc[(s, n)]), np.array(secs[(s, n)])
+            cells.append(f"{v.mean():.4f} ({v.std():.4f}) | {t.mean():.1f}")
+        print(f"| {s} | " + " | ".join(cells) + " |")
+    print(f"\nTTA ({a.tta} views) gain in accuracy points, mean (std):\n")
+    print("| setting | " + " | ".join(f"{n}/class" for n in a.sizes) + " |")
+    print("|---|" + "---|" * len(a.sizes))
+    for s in a.settings:
+        if (s, a.sizes[0]) in tta_gain:
+            print(f"| {s} | " + " | ".join(f"{100 * np.mean(tta_gain[(s, n)]):+.2f} ({100 * np.std(tta_gain[(s, n)]):.2f})"
+                                            for n in a.sizes) + " |")
+
+
+if __name__ == "__main__":
+    main()
