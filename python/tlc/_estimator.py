@@ -98,7 +98,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
     X: image paths, pixels or a tlc.ImageFolder (then y may be omitted: the folder's classes); docs/PYTHON.md
     lists every form. y: class labels (ints, strings or bools). Parameters mean what `tlc train`'s flags of the
     same name mean; random_state is --seed (None, an int or a numpy RandomState, as in scikit-learn);
-    class_weight="balanced" is --class-weights auto; reuse_features turns the in-process feature cache
+    class_weight="balanced" is --class-weights auto; augment / augment_views are --augment / --augment-views and
+    tta=N blends N test-time views into predictions (docs/AUGMENTATION.md); reuse_features turns the in-process feature cache
     (tlc.feature_cache_info) on or off; cache_dir adds a feature cache on disk that processes share;
     on_error="skip" gives NaN probabilities for images that cannot be decoded instead of a ValueError, and
     score() leaves them out."""

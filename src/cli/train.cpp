@@ -39,7 +39,8 @@ void add_training_flags(CLI::App* sub, TrainOptions& t) {
   sub->add_option("--augment-views", t.augment_views,
                   "With --augment other than none or flip: K > 0 draws K augmented views of each training image once "
                   "and caches their features with the plain one (each epoch trains on one of the K+1 per image, at "
-                  "cached speed); 0 draws a fresh view per image per epoch through the backbone (no feature cache)")
+                  "cached speed); 0 draws a fresh view per image per epoch through the backbone (no feature cache). "
+                  "Not used by flip alone, whose two views are always both computed")
       ->capture_default_str()->check(CLI::Range(0, 64));
   sub->add_option("--cache-features", t.cache_features,
                   "Compute the frozen backbone's output once and reuse it every epoch (the pooled features while "
