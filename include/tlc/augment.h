@@ -35,7 +35,7 @@ struct AugmentSpec {
   double zoom = 1;        // factor: uniform in [1, zoom] (zoom > 1 magnifies) or [zoom, 1] (zoom < 1 shrinks)
   double translate = 0;   // fraction of the width/height: uniform in [-translate, translate] on each axis
   double crop = 0;        // random-resized crop: area fraction uniform in [crop, 1], aspect log-uniform in [3/4, 4/3]
-  double warp = 0;        // perspective: keystone magnitudes uniform in [-warp, warp] on each axis (fastai's warp)
+  double warp = 0;        // perspective: keystone magnitudes uniform in [-warp, warp] on each axis (fastai's warp), <= 0.45
   double brightness = 0;  // factor uniform in [1 - b, 1 + b]
   double contrast = 0;    // factor uniform in [1 - c, 1 + c], around mid-grey (as fastai's lighting)
   double saturation = 0;  // factor uniform in [1 - s, 1 + s]
@@ -50,7 +50,7 @@ struct AugmentSpec {
 // "none"; a preset: "flip", "light" (flip, rotate 10, zoom 1.1, translate 0.05), "keras" (the TF tutorial's
 // RandomFlip + RandomRotation(0.2): flip, rotate 72), "fastai" (aug_transforms' defaults: flip, rotate 10,
 // zoom 1.1, lighting 0.2, warp 0.2, p 0.75), "timm" (crop 0.08, flip, colour jitter 0.4); or a list of
-// transforms and presets, later items overriding earlier ones: "flip,rotate=10,zoom=1.1,lighting=0.2".
+// transforms and presets, later items overriding earlier ones (a preset other than flip resets what came before): "flip,rotate=10,zoom=1.1,lighting=0.2".
 // Names: flip (=h, v or hv), vflip, rotate, zoom, translate, crop, warp, brightness, contrast, saturation,
 // lighting (brightness and contrast), p. Throws tlc::Error naming the bad item and the choices.
 AugmentSpec parse_augment(const std::string& text);

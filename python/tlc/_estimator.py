@@ -170,10 +170,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         classes, codes = _drop_empty_classes(classes, codes, kept, len(images))
         if len(classes) < n_classes:  # the set's labels are indices into the classes that are left
             train = _core.ImageSet.from_pixels(train.pixels, [int(c) for c in codes[kept]], "X")
+        options = self._options()  # once: its seed also keys the cached views
         clf = call(_core.Classifier, str(self.backbone), [str(c) for c in classes], size, self.normalize, resize,
-                   self._options(), path=str(self.backbone))
+                   options, path=str(self.backbone))
         _check_image_size(clf, size, self.backbone)
-        caching = self._caching()
+        aug = _core.canonical_augment(self.augment)
+        # Fresh views (augment_views=0) are new every epoch: the head phase caches nothing a provider could fill.
+        caching = self._caching() and not (aug not in ("none", "flip") and int(self.augment_views) == 0)
         disk = os.fspath(self.cache_dir) if self.cache_dir is not None else None
         keys = _take(images.keys(), kept) if caching else None
         val = vkeys = None
@@ -189,10 +192,9 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         computed = None
         if caching:
             memory = bool(self.reuse_features)
-            aug = _core.canonical_augment(self.augment)
             pool = None  # the K views of augment_views, cached per image under the augmentation and the seed
             if aug not in ("none", "flip") and int(self.augment_views) > 0:
-                pool = (aug, _validation.seed(self.random_state), int(self.augment_views))
+                pool = (aug, options["seed"], int(self.augment_views))
             computed = _features.provide(clf, cache_key, "train", train, keys, aug == "flip", memory, disk, pool)
             if val is not None:
                 _features.provide(clf, cache_key, "val", val, vkeys, False, memory, disk)
@@ -205,6 +207,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             if progress is not None:
                 progress.close()
         self.model_ = clf
+        self._trained_augment_ = aug  # the views tta= draws from
         self.classes_ = classes
         self.n_features_in_ = clf.image_size * clf.image_size * 3  # pixel values per image the model sees
         self.history_ = history
@@ -251,7 +254,7 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         key = getattr(self, "_feature_key_", None)
         tta = int(getattr(self, "tta", 0))
         if tta > 0:  # test-time views run the backbone on the pixels
-            aug = _core.canonical_augment(self.augment)
+            aug = getattr(self, "_trained_augment_", None) or _core.canonical_augment(self.augment)
             aug = "flip" if aug == "none" else aug
             pixels = images.take(rows).pixels(m.image_size, m.resize)
             parts = [m.predict_proba_tta(pixels[b:b + step], tta, aug) for b in range(0, pixels.shape[0], step)]

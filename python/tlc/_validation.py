@@ -47,7 +47,7 @@ def check_params(est):
         raise TypeError(f"backbone must be a path (str or os.PathLike) to a TorchScript backbone, got "
                         f"{type(est.backbone).__name__}")
     for name, (lo, hi) in INTS.items():
-        _int(name, getattr(est, name), lo, hi)
+        _int(name, getattr(est, name, 0), lo, hi)  # 0: estimators pickled before augment_views / tta
     if est.epochs == 0 and est.fine_tune_epochs == 0:
         raise ValueError("epochs=0 and fine_tune_epochs=0: nothing would train; give epochs >= 1")
     for name in ("lr", "fine_tune_lr"):

@@ -238,7 +238,8 @@ at::Tensor ModelFile::predict_proba(const at::Tensor& images_u8, at::Tensor* pla
   if (tta_views_ == 0) return p;
   const int64_t n = images_u8.size(0), h = images_u8.size(1), w = images_u8.size(2);
   std::vector<uint64_t> keys;
-  for (int64_t i = 0; i < n; ++i) keys.push_back(pixel_key(images_u8[i]));
+  const at::Tensor host = images_u8.cpu();
+  for (int64_t i = 0; i < n; ++i) keys.push_back(pixel_key(host[i]));
   at::Tensor sum = at::zeros_like(p);
   for (int v = 0; v < tta_views_; ++v) {
     std::vector<ViewParams> params;

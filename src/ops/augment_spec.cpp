@@ -110,7 +110,7 @@ AugmentSpec parse_augment(const std::string& text) {
       AugmentSpec p = preset(name, &found);
       if (found) {
         saw_none = saw_none || name == "none";
-        // A preset sets what it names and keeps what earlier items set beyond it.
+        // A preset replaces everything before it ("flip" only adds horizontal flips); items after it override it.
         AugmentSpec merged = p;
         if (name == "flip") merged = s, merged.flip_h = true;
         s = merged;
@@ -137,7 +137,7 @@ AugmentSpec parse_augment(const std::string& text) {
       s.crop = number(item, value, 0, 1, true);
       if (s.crop == 1) s.crop = 0;  // the whole image: no crop
     } else if (name == "warp") {
-      s.warp = number(item, value, 0, 0.9);
+      s.warp = number(item, value, 0, 0.45);  // beyond ~0.5 the projection folds inside the image
     } else if (name == "brightness") {
       s.brightness = number(item, value, 0, 1);
     } else if (name == "contrast") {
@@ -209,8 +209,8 @@ ViewParams draw_view(const AugmentSpec& s, int64_t h, int64_t w, uint64_t seed, 
   hs.add(static_cast<int64_t>(view));
   Rng r(hs.h);
   // Every number is drawn whether or not it is used, so a view keeps its other numbers when one changes.
-  const bool fh = s.flip_h && r.below(2) == 1;
-  const bool fv = s.flip_v && r.below(2) == 1;
+  const bool coin_h = r.below(2) == 1, coin_v = r.below(2) == 1;
+  const bool fh = s.flip_h && coin_h, fv = s.flip_v && coin_v;
   bool on[8];
   for (bool& o : on) o = uniform(r) < s.p;
   double u[13];
