@@ -16,22 +16,13 @@ estimator (frozen backbone, GAP + Dense head) once per setting and scores the te
 Prints one line per fit and Markdown tables: accuracy mean (std) per setting and size, fit time, TTA gain.
 """
 import argparse
-import gzip
 import time
 
 import numpy as np
 
 import tlc
 
-CLASSES = ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle_boot"]
-
-
-def read_idx(path):
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    dims = data[3]
-    shape = [int.from_bytes(data[4 + 4 * i:8 + 4 * i], "big") for i in range(dims)]
-    return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
+from engine_fidelity import CLASSES, read_idx  # the same Fashion-MNIST reader (scripts/ is on sys.path)
 
 
 def subset(images, labels, per_class, rng):

@@ -75,6 +75,14 @@ ViewParams draw_view(const AugmentSpec& spec, int64_t h, int64_t w, uint64_t see
 at::Tensor view_tensor(const std::vector<ViewParams>& views);
 // A key for an image from its pixels (uint8 [H,W,3], CPU): test-time views that do not depend on the batch.
 uint64_t pixel_key(const at::Tensor& image_u8_hwc);
+// The keys of a batch's images (uint8 [N,H,W,3] on any device; one host copy).
+std::vector<uint64_t> pixel_keys(const at::Tensor& images_u8_nhwc);
+// The view tensor (view_tensor) of a batch of h x w images: row r is draw_view(spec, h, w, seed, keys[r],
+// view_id[r]), or the identity view where view_id[r] < 0. What training and --tta both draw.
+at::Tensor view_params(const AugmentSpec& spec, int64_t h, int64_t w, uint64_t seed, const std::vector<uint64_t>& keys,
+                       const std::vector<int64_t>& view_id);
+// The seed of test-time views (their key is the image's pixels).
+constexpr uint64_t kTtaSeed = 0;
 
 // Reference implementation. src: n*h*w*3 bytes; params: n*12 floats; dst: n*3*h*w floats (same size out).
 void augment_cpu(const uint8_t* src, int64_t n, int64_t h, int64_t w, const float* params, const NormalizeSpec& spec,

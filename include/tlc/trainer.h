@@ -232,6 +232,9 @@ class TransferClassifier {
   // The state to continue from: the checkpoint (opt.resume), a finished run's history (opt.continue_from),
   // or none.
   std::unique_ptr<Resume> resume_state() const;
+  // Pooled features of a set in order, one batch at a time; `input` makes the backbone's input of a batch.
+  at::Tensor features_in_order(const ImageSet& set, const std::string& what,
+                               const std::function<at::Tensor(const at::Tensor&)>& input);
   Phase prepare_phase(const ImageSet& train, const ImageSet* val, bool fine_tune, bool flip_aug, int64_t pool);
   std::vector<EpochStats> run_phase(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                     int first_epoch, int epochs, bool fine_tune, Resume* resume,

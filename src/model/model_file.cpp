@@ -236,16 +236,11 @@ at::Tensor tta_blend(const at::Tensor& plain, const at::Tensor& augmented_mean) 
 at::Tensor ModelFile::predict_proba(const at::Tensor& images_u8, at::Tensor* plain) {
   at::Tensor p = proba_of(images_u8, at::Tensor());
   if (tta_views_ == 0) return p;
-  const int64_t n = images_u8.size(0), h = images_u8.size(1), w = images_u8.size(2);
-  std::vector<uint64_t> keys;
-  const at::Tensor host = images_u8.cpu();
-  for (int64_t i = 0; i < n; ++i) keys.push_back(pixel_key(host[i]));
+  const std::vector<uint64_t> keys = pixel_keys(images_u8);
   at::Tensor sum = at::zeros_like(p);
-  for (int v = 0; v < tta_views_; ++v) {
-    std::vector<ViewParams> params;
-    for (int64_t i = 0; i < n; ++i) params.push_back(draw_view(tta_spec_, h, w, 0, keys[static_cast<size_t>(i)], static_cast<uint64_t>(v)));
-    sum += proba_of(images_u8, view_tensor(params));
-  }
+  for (int v = 0; v < tta_views_; ++v)
+    sum += proba_of(images_u8, view_params(tta_spec_, images_u8.size(1), images_u8.size(2), kTtaSeed, keys,
+                                           std::vector<int64_t>(keys.size(), v)));
   if (plain) *plain = p;
   return tta_blend(p, sum / tta_views_);
 }

@@ -266,6 +266,22 @@ at::Tensor view_tensor(const std::vector<ViewParams>& views) {
   return t;
 }
 
+std::vector<uint64_t> pixel_keys(const at::Tensor& images) {
+  const at::Tensor host = images.cpu();
+  std::vector<uint64_t> keys;
+  for (int64_t i = 0; i < host.size(0); ++i) keys.push_back(pixel_key(host[i]));
+  return keys;
+}
+
+at::Tensor view_params(const AugmentSpec& spec, int64_t h, int64_t w, uint64_t seed, const std::vector<uint64_t>& keys,
+                       const std::vector<int64_t>& view_id) {
+  std::vector<ViewParams> views;
+  for (size_t r = 0; r < view_id.size(); ++r)
+    views.push_back(view_id[r] < 0 ? identity_view()
+                                   : draw_view(spec, h, w, seed, keys.at(r), static_cast<uint64_t>(view_id[r])));
+  return view_tensor(views);
+}
+
 uint64_t pixel_key(const at::Tensor& image) {
   const at::Tensor c = image.to(at::kCPU).contiguous();
   Hasher h;

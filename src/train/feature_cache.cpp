@@ -235,18 +235,29 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   return sink;
 }
 
-at::Tensor TransferClassifier::pooled_features(const ImageSet& set, bool flipped) {
+at::Tensor TransferClassifier::features_in_order(const ImageSet& set, const std::string& what,
+                                                const std::function<at::Tensor(const at::Tensor&)>& input) {
   torch::NoGradGuard ng;
   std::vector<at::Tensor> parts;
   auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
   for (int64_t k = 0; k < batches->count(); ++k) {
-    check_interrupt("computing features");
-    at::Tensor pixels = batches->next();
-    at::Tensor flip_mask = flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor();
-    parts.push_back(backbone_.forward(backbone_input(pixels, flip_mask, true)).mean({2, 3}));
+    check_interrupt(what);
+    parts.push_back(backbone_.forward(input(batches->next())).mean({2, 3}));
   }
   if (parts.empty()) return at::zeros({0, backbone_.info().output_channels}, at::TensorOptions().device(device_));
   return at::cat(parts);
+}
+
+at::Tensor TransferClassifier::pooled_features(const ImageSet& set, bool flipped) {
+  return features_in_order(set, "computing features", [&](const at::Tensor& pixels) {
+    return backbone_input(pixels, flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor(), true);
+  });
+}
+
+at::Tensor TransferClassifier::view_features(const ImageSet& set, int64_t view) {
+  return features_in_order(set, "computing features of augmented views", [&](const at::Tensor& pixels) {
+    return augmented_input(pixels, std::vector<int64_t>(static_cast<size_t>(pixels.size(0)), view), true);
+  });
 }
 
 void TransferClassifier::use_features(const std::string& role, const at::Tensor& plain, const at::Tensor& flipped,
@@ -260,20 +271,6 @@ void TransferClassifier::use_features(const std::string& role, const at::Tensor&
     v.plain.push_back(views.to(device_, at::kFloat));
     first_pass_["train_views"] = std::move(v);
   }
-}
-
-at::Tensor TransferClassifier::view_features(const ImageSet& set, int64_t view) {
-  torch::NoGradGuard ng;
-  std::vector<at::Tensor> parts;
-  auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
-  for (int64_t k = 0; k < batches->count(); ++k) {
-    check_interrupt("computing features of augmented views");
-    at::Tensor pixels = batches->next();
-    parts.push_back(backbone_.forward(augmented_input(pixels, std::vector<int64_t>(static_cast<size_t>(pixels.size(0)), view),
-                                                      true)).mean({2, 3}));
-  }
-  if (parts.empty()) return at::zeros({0, backbone_.info().output_channels}, at::TensorOptions().device(device_));
-  return at::cat(parts);
 }
 
 }  // namespace tlc

@@ -118,13 +118,9 @@ at::Tensor TransferClassifier::augmented_input(const at::Tensor& images_u8, cons
   const bool frozen = whole_forward && !backbone_.any_trainable();
   const at::ScalarType dtype = frozen ? backbone_.frozen_dtype() : at::kFloat;
   const bool nhwc = frozen && backbone_.frozen_channels_last();
-  std::vector<ViewParams> views;
-  const at::Tensor host = images_u8.cpu();
-  for (size_t r = 0; r < view_id.size(); ++r)
-    views.push_back(view_id[r] < 0 ? identity_view()
-                                   : draw_view(aug_, images_u8.size(1), images_u8.size(2), opt_.seed,
-                                               pixel_key(host[static_cast<int64_t>(r)]), static_cast<uint64_t>(view_id[r])));
-  return augment(images_u8.to(device_), view_tensor(views), NormalizeSpec::from_mode(pre_.mode), dtype,
+  const at::Tensor views =
+      view_params(aug_, images_u8.size(1), images_u8.size(2), opt_.seed, pixel_keys(images_u8), view_id);
+  return augment(images_u8.to(device_), views, NormalizeSpec::from_mode(pre_.mode), dtype,
                  nhwc ? Layout::nhwc : Layout::nchw);
 }
 
@@ -240,14 +236,12 @@ at::Tensor TransferClassifier::predict_proba_tta(const at::Tensor& images_u8, in
   const bool frozen = !backbone_.any_trainable();
   const at::ScalarType dtype = frozen ? backbone_.frozen_dtype() : at::kFloat;
   const Layout layout = frozen && backbone_.frozen_channels_last() ? Layout::nhwc : Layout::nchw;
-  const at::Tensor host = images_u8.cpu();
-  std::vector<uint64_t> keys;
-  for (int64_t i = 0; i < host.size(0); ++i) keys.push_back(pixel_key(host[i]));
+  const std::vector<uint64_t> keys = pixel_keys(images_u8);
   at::Tensor sum = at::zeros_like(plain);
   for (int v = 0; v < views; ++v) {
-    std::vector<ViewParams> params;
-    for (uint64_t k : keys) params.push_back(draw_view(spec, host.size(1), host.size(2), 0, k, static_cast<uint64_t>(v)));
-    at::Tensor x = augment(images_u8.to(device_), view_tensor(params), NormalizeSpec::from_mode(pre_.mode), dtype, layout);
+    const at::Tensor params = view_params(spec, images_u8.size(1), images_u8.size(2), kTtaSeed, keys,
+                                          std::vector<int64_t>(keys.size(), v));
+    at::Tensor x = augment(images_u8.to(device_), params, NormalizeSpec::from_mode(pre_.mode), dtype, layout);
     sum += at::softmax(head_->forward(backbone_.pooled_features(x)), 1).to(at::kCPU);
   }
   return tta_blend(plain, sum / views);
