@@ -1,9 +1,15 @@
 #!/usr/bin/env python3
 """Does augmentation help, and what does the K-view feature cache cost? (docs/AUGMENTATION.md)
 
-For each subset size (training images per class) and seed, draws a subset of Debian's Fashion-MNIST
-(dataset-fashion-mnist, all 10 classes, gray turned to RGB) and a held-out test subset, then trains tlc's
-estimator (frozen backbone, GAP + Dense head) once per setting and scores the test images:
+For each subset size (training images per class) and seed, draws a training subset and a disjoint test
+subset of one of two real sets, then trains tlc's estimator (frozen backbone, GAP + Dense head) once per
+setting and scores the test images. The sets (all 10 classes, gray turned to RGB as tlc decodes gray files):
+
+  fashion   Debian's dataset-fashion-mnist: 28x28 photos of clothing (train and test drawn from its own splits)
+  digits    scikit-learn's load_digits (UCI handwritten digits, shipped in the wheel): 1,797 images of 8x8,
+            about 180 per class, so --sizes + --test must stay under 174; train and test never share an image
+
+The settings:
 
   none, flip                    the baseline and the exactly cached flip
   light/keras/fastai/timm:K     the preset with a pool of K cached views per image (augment_views=K)
@@ -25,16 +31,54 @@ import tlc
 from engine_fidelity import CLASSES, read_idx  # the same Fashion-MNIST reader (scripts/ is on sys.path)
 
 
-def subset(images, labels, per_class, rng):
-    idx = np.concatenate([rng.choice(np.flatnonzero(labels == c), per_class, replace=False) for c in range(10)])
-    x = np.repeat(images[idx][..., None], 3, axis=3)  # gray -> RGB, as tlc decodes gray files
-    return np.ascontiguousarray(x), np.array([CLASSES[c] for c in labels[idx]])
+def rgb(images, labels, names):
+    x = np.repeat(images[..., None], 3, axis=3)  # gray -> RGB, as tlc decodes gray files
+    return np.ascontiguousarray(x), np.array([names[c] for c in labels])
+
+
+def picks(labels, counts, rng):
+    """Disjoint per-class index draws: one index array per entry of counts (images per class)."""
+    out = [[] for _ in counts]
+    for c in range(10):
+        order = rng.permutation(np.flatnonzero(labels == c))
+        if len(order) < sum(counts):
+            raise SystemExit(f"class {c} has {len(order)} images; asked for {sum(counts)} (sizes + test)")
+        start = 0
+        for k, n in enumerate(counts):
+            out[k].append(order[start:start + n])
+            start += n
+    return [np.concatenate(o) for o in out]
+
+
+def loader(a):
+    """A function (size, rng) -> (train x, train y, test x, test y) for the chosen set."""
+    if a.dataset == "digits":
+        from sklearn.datasets import load_digits
+        d = load_digits()
+        images = np.round(d.images * (255.0 / 16.0)).astype(np.uint8)  # 0..16 ink -> 0..255
+        names = [str(c) for c in range(10)]
+
+        def draw(size, rng):
+            tr, te = picks(d.target, [size, a.test], rng)
+            return (*rgb(images[tr], d.target[tr], names), *rgb(images[te], d.target[te], names))
+        return draw
+    train_x = read_idx(f"{a.data}/train-images-idx3-ubyte.gz")
+    train_y = read_idx(f"{a.data}/train-labels-idx1-ubyte.gz")
+    test_x = read_idx(f"{a.data}/t10k-images-idx3-ubyte.gz")
+    test_y = read_idx(f"{a.data}/t10k-labels-idx1-ubyte.gz")
+
+    def draw(size, rng):
+        tr, = picks(train_y, [size], rng)
+        te, = picks(test_y, [a.test], rng)
+        return (*rgb(train_x[tr], train_y[tr], CLASSES), *rgb(test_x[te], test_y[te], CLASSES))
+    return draw
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True)
-    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    ap.add_argument("--dataset", choices=["fashion", "digits"], default="fashion")
+    ap.add_argument("--data", default="/usr/share/datasets/fashion-mnist", help="the Fashion-MNIST folder")
     ap.add_argument("--sizes", type=int, nargs="+", default=[20, 50, 100], help="training images per class")
     ap.add_argument("--test", type=int, default=50, help="test images per class and seed")
     ap.add_argument("--seeds", type=int, default=3)
@@ -45,16 +89,12 @@ def main():
     ap.add_argument("--settings", nargs="+",
                     default=["none", "flip", "light:K", "keras:K", "fastai:K", "timm:K", "fastai:fresh"])
     a = ap.parse_args()
-    train_x = read_idx(f"{a.data}/train-images-idx3-ubyte.gz")
-    train_y = read_idx(f"{a.data}/train-labels-idx1-ubyte.gz")
-    test_x = read_idx(f"{a.data}/t10k-images-idx3-ubyte.gz")
-    test_y = read_idx(f"{a.data}/t10k-labels-idx1-ubyte.gz")
+    draw = loader(a)
     acc, secs, tta_gain = {}, {}, {}
     for size in a.sizes:
         for seed in range(a.seeds):
             rng = np.random.default_rng(1000 * size + seed)
-            xtr, ytr = subset(train_x, train_y, size, rng)
-            xte, yte = subset(test_x, test_y, a.test, rng)
+            xtr, ytr, xte, yte = draw(size, rng)
             for s in a.settings:
                 aug, _, mode = s.partition(":")
                 views = a.views if mode == "K" else 0
@@ -74,7 +114,8 @@ def main():
                     tta_gain.setdefault((s, size), []).append(with_tta - score)
                     line += f", with tta={a.tta}: {with_tta:.4f}"
                 print(line, flush=True)
-    print(f"\n{a.seeds} seeds; Fashion-MNIST, 10 classes, N training images per class, {a.test} test images per "
+    name = "scikit-learn digits (8x8)" if a.dataset == "digits" else "Fashion-MNIST"
+    print(f"\n{a.seeds} seeds; {name}, 10 classes, N training images per class, {a.test} test images per "
           f"class; {a.backbone}; {a.image_size} px; {a.epochs} epochs adam 1e-3, batch 32; K = {a.views}\n")
     print("| setting | " + " | ".join(f"{n}/class: accuracy, mean (std) | fit s" for n in a.sizes) + " |")
     print("|---|" + "---|---|" * len(a.sizes))
