@@ -67,11 +67,20 @@ class ImageSet {
   // The decoded images [N,S,S,3] when the set is in memory, else an undefined tensor.
   const at::Tensor& pixels() const { return pixels_; }
 
+  // Per-image loss weights (scikit-learn's sample_weight): training minimizes each batch's weighted mean loss,
+  // sum(w_i * loss_i) / sum(w_i), times the class weights when those are on. One finite weight >= 0 per item,
+  // not all zero, else tlc::Error. Unset (the default), every image weighs 1.
+  void set_weights(std::vector<float> weights);
+  bool weighted() const { return !weights_.empty(); }
+  // float [B] weights of the given items (ones when unset).
+  at::Tensor weights(const std::vector<int64_t>& indices) const;
+
  private:
   std::vector<ImageItem> items_;
   DecodeOptions opt_;
   int threads_ = 0;
   at::Tensor pixels_;  // [N,S,S,3] uint8 when in memory
+  std::vector<float> weights_;  // empty: all 1
 };
 
 }  // namespace tlc

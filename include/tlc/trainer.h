@@ -202,7 +202,7 @@ class TransferClassifier {
   TrainOptions opt_;
   c10::Device device_;
   Head head_{nullptr};
-  at::Tensor class_weights_;
+  at::Tensor class_weights_;  // float [classes] on the CPU, when opt_.class_weights
   ProgressFn progress_;
   struct FirstPass {
     std::vector<at::Tensor> plain, flipped, views;
@@ -213,11 +213,14 @@ class TransferClassifier {
   std::string cache_note_;
   std::shared_ptr<GpuDecoder> gpu_decoder_;  // made by the first sink that decodes on the GPU
 
-  // One optimizer step of the head on features (labels on the device), with the run's class weights.
-  StepResult step_on_features(const at::Tensor& feats, const at::Tensor& labels, torch::optim::Optimizer& optim);
+  // One optimizer step of the head on features (labels on the device); `weights` (on the device, optional): each
+  // image's loss weight (its sample weight times its class weight).
+  StepResult step_on_features(const at::Tensor& feats, const at::Tensor& labels, torch::optim::Optimizer& optim,
+                              const at::Tensor& weights = {});
 
   // Data parallelism (data_parallel.cpp): one step on this rank's slice of a global batch, the gradients
-  // summed over the ranks; `denominator`: the global batch's size (or its summed class weights). Returns the
+  // summed over the ranks; `weights`: this slice's loss weights (optional); `denominator`: the global batch's
+  // size, or its summed weights. Returns the
   // global batch's mean loss and correct count, and whether any rank asked to stop.
   struct SyncedStep {
     double loss;
@@ -225,7 +228,7 @@ class TransferClassifier {
     bool stop;
   };
   SyncedStep step_data_parallel(const std::function<at::Tensor()>& features, const at::Tensor& labels,
-                                double denominator, torch::optim::Optimizer& optim, detail::GradientBuckets& grads);
+                                const at::Tensor& weights, double denominator, torch::optim::Optimizer& optim, detail::GradientBuckets& grads);
 
   struct Phase;
   struct Resume;

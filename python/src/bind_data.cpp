@@ -113,6 +113,9 @@ void bind_data(pyb::module_& m) {
         return v;
       })
       .def_property_readonly("image_size", &ImageSet::image_size)
+      .def("set_weights", &ImageSet::set_weights, pyb::arg("weights"),
+           "Per-image loss weights (one finite weight >= 0 each, not all 0; [] for none)")
+      .def_property_readonly("weighted", &ImageSet::weighted)
       .def_property_readonly("pixels", &ImageSet::pixels, "uint8 [N,S,S,3] (shares memory with the set)");
 }
 

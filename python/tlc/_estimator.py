@@ -47,26 +47,6 @@ _SAME_NAME = ("epochs", "batch_size", "optimizer", "lr", "hidden", "dropout", "d
               "engine", "fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs", "fine_tune_lr", "cache_features")
 
 
-def _drop_empty_classes(classes, codes, kept, total):
-    """(classes, codes) without the classes none of whose images could be decoded (a warning names them); a
-    ValueError when no image, or images of only one class, could be decoded."""
-    if len(kept) == 0:
-        raise ValueError(f"none of the {total} images of X could be decoded (see the warning above for the first "
-                         "file and the reason): nothing to train on")
-    present = np.unique(codes[kept])
-    if len(present) == len(classes):
-        return classes, codes
-    lost = [c for i, c in enumerate(classes.tolist()) if i not in set(present.tolist())]
-    if len(present) < 2:
-        raise ValueError(f"only the images of class {classes.tolist()[present[0]]!r} could be decoded (every image of "
-                         f"{lost[:5]} failed): a classifier needs at least 2 classes")
-    warnings.warn(f"class(es) {lost[:5]} dropped: none of their images could be decoded, so the model cannot "
-                  "predict them", UserWarning, stacklevel=3)
-    remap = np.full(len(classes), -1, dtype=np.int64)
-    remap[present] = np.arange(len(present))
-    return classes[present], remap[codes]
-
-
 _sizes_seen = set()  # (backbone file digest, image size) that passed _check_image_size in this process
 
 
@@ -152,24 +132,31 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         o["cache_dir"] = ""
         return o
 
-    def fit(self, X, y=None, eval_set=None):
+    def fit(self, X, y=None, eval_set=None, sample_weight=None):
         """Trains on X, y; eval_set=(X_val, y_val) is validated after every epoch (history_'s val_loss/val_acc).
-        Files that cannot be decoded are skipped with a warning (a class left without images is dropped, with
-        a warning). Returns self."""
+        sample_weight: one weight >= 0 per image (or a scalar for all); each batch's loss is the weighted mean
+        sum(w * loss) / sum(w), times the class weights of class_weight="balanced". Files that cannot be
+        decoded are skipped with a warning (a class left without images is dropped, with a warning); their
+        weights go with them. Returns self."""
         _validation.check_params(self)
         images = Images(X)
         if y is None and images.folder is not None:
             y = images.folder.y
         y = _validation.check_labels(y, len(images))
+        weights = _validation.check_sample_weight(sample_weight, len(images))
         classes, codes = np.unique(y, return_inverse=True)
         if len(classes) < 2:
             raise ValueError(f"y has only one class ({classes.tolist()[0]!r}): a classifier needs at least 2")
         size, resize = int(self.image_size), self.resize
         train, kept = images.image_set(codes, size, resize, "X")
         n_classes = len(classes)
-        classes, codes = _drop_empty_classes(classes, codes, kept, len(images))
+        classes, codes = _validation.drop_empty_classes(classes, codes, kept, len(images))
         if len(classes) < n_classes:  # the set's labels are indices into the classes that are left
             train = _core.ImageSet.from_pixels(train.pixels, [int(c) for c in codes[kept]], "X")
+        if weights is not None:
+            if not weights[kept].any():
+                raise ValueError("sample_weight is 0 for every image that could be decoded: nothing to train on")
+            train.set_weights(weights[kept].tolist())
         options = self._options()  # once: its seed also keys the cached views
         clf = call(_core.Classifier, str(self.backbone), [str(c) for c in classes], size, self.normalize, resize,
                    options, path=str(self.backbone))

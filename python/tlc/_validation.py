@@ -1,9 +1,10 @@
-"""Checks of the estimator's parameters and labels in scikit-learn's style: a TypeError for the wrong kind of
-value, a ValueError for a value out of range, both in Python's words (the parameter's name, what it got, what
-it takes), before anything runs in C++."""
+"""Checks of the estimator's parameters, labels and sample weights in scikit-learn's style: a TypeError for the
+wrong kind of value, a ValueError for a value out of range, both in Python's words (the parameter's name, what
+it got, what it takes), before anything runs in C++."""
 import numbers
 import os
 import re
+import warnings
 
 import numpy as np
 
@@ -149,3 +150,44 @@ def _target_type(arr):
             return "continuous"
         return "binary" if len(np.unique(arr)) <= 2 else "multiclass"
     return type_of_target(arr, input_name="y")
+
+
+def check_sample_weight(sample_weight, n):
+    """sample_weight as a float array of n weights (a scalar weighs every image the same), or None: a
+    ValueError for another length, NaN, infinity, a negative weight or weights that are all 0."""
+    if sample_weight is None:
+        return None
+    if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, (bool, np.bool_)):
+        sample_weight = np.full(n, sample_weight)
+    try:
+        w = np.asarray(sample_weight, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise ValueError(f"sample_weight must be numbers, one per image; got {type(sample_weight).__name__}") from None
+    if w.ndim != 1 or len(w) != n:
+        raise ValueError(f"sample_weight has shape {w.shape} but X has {n} images: give one weight per image")
+    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    if len(bad):
+        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be finite and >= 0")
+    if not w.any():
+        raise ValueError("sample_weight is 0 for every image: give at least one image a positive weight")
+    return w.astype(np.float32)
+
+
+def drop_empty_classes(classes, codes, kept, total):
+    """(classes, codes) without the classes none of whose images could be decoded (a warning names them); a
+    ValueError when no image, or images of only one class, could be decoded."""
+    if len(kept) == 0:
+        raise ValueError(f"none of the {total} images of X could be decoded (see the warning above for the first "
+                         "file and the reason): nothing to train on")
+    present = np.unique(codes[kept])
+    if len(present) == len(classes):
+        return classes, codes
+    lost = [c for i, c in enumerate(classes.tolist()) if i not in set(present.tolist())]
+    if len(present) < 2:
+        raise ValueError(f"only the images of class {classes.tolist()[present[0]]!r} could be decoded (every image of "
+                         f"{lost[:5]} failed): a classifier needs at least 2 classes")
+    warnings.warn(f"class(es) {lost[:5]} dropped: none of their images could be decoded, so the model cannot "
+                  "predict them", UserWarning, stacklevel=3)
+    remap = np.full(len(classes), -1, dtype=np.int64)
+    remap[present] = np.arange(len(present))
+    return classes[present], remap[codes]

@@ -2,6 +2,7 @@
 
 #include <ATen/ATen.h>
 
+#include <cmath>
 #include <mutex>
 #include <opencv2/core.hpp>
 
@@ -155,6 +156,33 @@ at::Tensor resize_images(const at::Tensor& images_u8, int size, ResizeMode mode)
     resize_to_square(rgb, size, mode, out.data_ptr<uint8_t>() + static_cast<int64_t>(i) * out_per);
   });
   return out;
+}
+
+void ImageSet::set_weights(std::vector<float> weights) {
+  if (weights.empty()) {
+    weights_.clear();
+    return;
+  }
+  if (static_cast<int64_t>(weights.size()) != size())
+    throw Error("sample weights: " + std::to_string(weights.size()) + " weights for " + std::to_string(size()) +
+                " images; give one weight per image");
+  double total = 0;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    if (!std::isfinite(weights[i]) || weights[i] < 0)
+      throw Error("sample weights: weight " + std::to_string(i) + " of " + items_[i].path + " is " +
+                  std::to_string(weights[i]) + "; weights must be finite and >= 0");
+    total += weights[i];
+  }
+  if (total <= 0) throw Error("sample weights: all weights are 0; give at least one image a positive weight");
+  weights_ = std::move(weights);
+}
+
+at::Tensor ImageSet::weights(const std::vector<int64_t>& idx) const {
+  if (weights_.empty()) return at::ones({static_cast<int64_t>(idx.size())}, at::kFloat);
+  std::vector<float> w;
+  w.reserve(idx.size());
+  for (int64_t i : idx) w.push_back(weights_.at(static_cast<size_t>(i)));
+  return at::tensor(w, at::kFloat);
 }
 
 ImageSet ImageSet::from_pixels(const at::Tensor& pixels_u8, const std::vector<int64_t>& labels,

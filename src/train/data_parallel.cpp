@@ -110,7 +110,8 @@ void GradientBuckets::finish_step() {
 }  // namespace detail
 
 TransferClassifier::SyncedStep TransferClassifier::step_data_parallel(const std::function<at::Tensor()>& features,
-                                                                      const at::Tensor& labels, double denominator,
+                                                                      const at::Tensor& labels, const at::Tensor& weights,
+                                                                      double denominator,
                                                                       torch::optim::Optimizer& optim,
                                                                       detail::GradientBuckets& grads) {
   Comm& comm = world();
@@ -120,11 +121,14 @@ TransferClassifier::SyncedStep TransferClassifier::step_data_parallel(const std:
   float local_loss = 0, local_correct = 0;
   if (labels.numel() > 0) {  // a rank whose slice of a short last batch is empty adds zero gradients
     at::Tensor logits = head_->forward(features());
-    auto ce = torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum);
-    if (class_weights_.defined()) ce.weight(class_weights_);
-    // The global batch's mean: this slice's sum over the whole batch's count (or its summed class weights),
-    // so that the sum over the ranks is the single-process gradient.
-    loss = torch::nn::functional::cross_entropy(logits, labels, ce) / denominator;
+    // The global batch's (weighted) mean: this slice's (weighted) sum over the whole batch's count or summed
+    // weights, so that the sum over the ranks is the single-process gradient.
+    namespace F = torch::nn::functional;
+    if (weights.defined())
+      loss = (F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)) * weights).sum() /
+             std::max(denominator, 1e-12);
+    else
+      loss = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) / denominator;
     local_loss = loss.item<float>();
     local_correct = static_cast<float>(logits.argmax(1).eq(labels).sum().item<int64_t>());
   }

@@ -63,7 +63,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   if (fine_tune) oo.lr = opt_.fine_tune_lr;
   auto optim = make_optimizer(oo, params);
 
-  // Class weights from the training labels.
+  // Class weights from the training labels (the counts of images, whatever their sample weights).
   class_weights_ = at::Tensor();
   if (opt_.class_weights) {
     std::vector<double> counts(classes_.size(), 0.0);
@@ -71,8 +71,15 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     std::vector<float> w;
     for (double c : counts)
       w.push_back(c > 0 ? static_cast<float>(train.size() / (classes_.size() * c)) : 0.0f);
-    class_weights_ = at::tensor(w).to(device_);
+    class_weights_ = at::tensor(w);
   }
+  // Each image's weight in its batch's loss: its sample weight times its class's weight; undefined when all are 1.
+  auto loss_weights = [&](const std::vector<int64_t>& idx) -> at::Tensor {
+    if (!train.weighted() && !class_weights_.defined()) return at::Tensor();
+    at::Tensor w = train.weights(idx);
+    if (class_weights_.defined()) w = w * class_weights_.index_select(0, train.labels(idx));
+    return w;
+  };
 
   // Distributed: the gradients are summed over the ranks in buckets while backward runs.
   std::unique_ptr<detail::GradientBuckets> buckets;
@@ -236,18 +243,20 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
         const std::vector<int64_t> mine = my_part(idx);
         const std::vector<int64_t> my_flips = my_part(flips);
         const at::Tensor pixels = batches ? batches->next() : at::Tensor();
-        double denominator = static_cast<double>(idx.size());
-        if (class_weights_.defined())
-          denominator = class_weights_.cpu().index_select(0, train.labels(idx)).sum().item<double>();
+        const at::Tensor w = loss_weights(idx);
+        const double denominator = w.defined() ? w.sum().item<double>() : static_cast<double>(idx.size());
+        const at::Tensor my_w = w.defined() ? loss_weights(mine).to(device_) : at::Tensor();
         if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();  // travels with this step
         const SyncedStep r = step_data_parallel([&] { return train_features(mine, my_flips, pixels, epoch); },
-                                                train.labels(mine).to(device_), denominator, *optim, *buckets);
+                                                train.labels(mine).to(device_), my_w, denominator, *optim, *buckets);
         l = r.loss;
         correct += r.correct;
         stop_now = r.stop;
       } else {
         at::Tensor y = train.labels(idx).to(device_);
-        const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor(), epoch), y, *optim);
+        const at::Tensor w = loss_weights(idx);
+        const StepResult r = step_on_features(train_features(idx, flips, batches ? batches->next() : at::Tensor(), epoch),
+                                              y, *optim, w.defined() ? w.to(device_) : w);
         l = r.loss;
         correct += r.logits.argmax(1).eq(y).sum().item<int64_t>();
         if (stop_after >= 0 && ++g_steps_done >= stop_after) request_interrupt();

@@ -130,13 +130,18 @@ TransferClassifier::StepResult TransferClassifier::train_step(const at::Tensor& 
 }
 
 TransferClassifier::StepResult TransferClassifier::step_on_features(const at::Tensor& feats, const at::Tensor& labels,
-                                                                    torch::optim::Optimizer& optim) {
+                                                                    torch::optim::Optimizer& optim,
+                                                                    const at::Tensor& weights) {
+  namespace F = torch::nn::functional;
   head_->train();
   optim.zero_grad();
   at::Tensor logits = head_->forward(feats);
-  auto ce = torch::nn::functional::CrossEntropyFuncOptions();
-  if (class_weights_.defined()) ce.weight(class_weights_);
-  at::Tensor loss = torch::nn::functional::cross_entropy(logits, labels, ce);
+  // The batch's mean loss, weighted: sum(w_i * loss_i) / sum(w_i) (a batch whose weights are all 0 steps on 0).
+  at::Tensor loss = weights.defined()
+                        ? (F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)) * weights)
+                                  .sum() /
+                              weights.sum().clamp_min(1e-12)
+                        : F::cross_entropy(logits, labels);
   loss.backward();
   optim.step();
   return {loss.item<double>(), logits.detach()};
