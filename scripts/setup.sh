@@ -32,7 +32,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if ! .venv/bin/python - <<'PY' 2>/dev/null
 import importlib.metadata as md, sys
-want = {l.split("==")[0]: (l.split("==")[1] if "==" in l else None)
+want = {l.split("==")[0].split("[")[0]: (l.split("==")[1] if "==" in l else None)
         for l in (x.strip() for x in open("requirements.txt")) if l and not l.startswith("#")}
 for name, ver in want.items():
     have = md.version(name)

@@ -1,5 +1,7 @@
 """Every common form of X gives the same pixels (so the same probabilities) as the files themselves; everything
 else is refused with a message that says what to pass."""
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -48,6 +50,15 @@ def test_pandas_series(fitted):
     clf, paths, gray, ref = fitted
     assert np.allclose(clf.predict_proba(pd.Series(paths)), ref, atol=1e-6)
     assert np.allclose(clf.predict_proba(pd.Series(list(gray))), ref, atol=1e-5)
+    # A DataFrame's columns: paths as X, a categorical or string column as y, a Series as sample_weight; a
+    # non-default index (a filtered frame) changes nothing. The whole frame as X is refused, naming the fix.
+    df = pd.DataFrame({"path": paths, "label": pd.Categorical([os.path.basename(os.path.dirname(p)) for p in paths])},
+                      index=np.arange(100, 100 + len(paths)))
+    fit = make(epochs=1, reuse_features=False).fit(df["path"], df["label"], sample_weight=pd.Series(1.0, df.index))
+    assert list(fit.classes_) == sorted(set(df["label"].astype(str)))
+    assert fit.predict_proba(df["path"]).shape == (len(paths), len(fit.classes_))
+    with pytest.raises(ValueError, match=r"df\['path'\]"):
+        fit.predict(df)
 
 
 class _Series:
