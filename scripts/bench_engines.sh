@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The frozen-backbone table of docs/BENCHMARKS.md: for each backbone file and shape, one `tlc bench` run that
+# The frozen-backbone table of docs/BENCHMARKS_ENGINES.md: for each backbone file and shape, one `tlc bench` run that
 # measures tlc's default engine and, in the same run, its peers on the same file, batch, size and threads
 # (PyTorch eager TorchScript fp32, which is what tlc ran before it had engines, and OpenVINO's defaults).
 #   scripts/bench_engines.sh FILE.pt [FILE.pt ...]        (SHAPES="160:32 224:32 160:1", ITERATIONS=5 to change;

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fidelity of the frozen-pass engines (docs/ENGINES.md, docs/BENCHMARKS.md): held-out accuracy over seeds and
+"""Fidelity of the frozen-pass engines (docs/ENGINES.md, docs/BENCHMARKS_ENGINES.md): held-out accuracy over seeds and
 the features' closeness to the TorchScript fp32 reference, on real images and a real pretrained backbone.
 
 Each seed draws its own subset of Debian's Fashion-MNIST (dataset-fashion-mnist: per class, --train training
