@@ -64,6 +64,9 @@ class FrozenEngine {
   virtual ~FrozenEngine() = default;
   // x: the batch as input_dtype()/channels_last() say (the normalize kernel writes that layout directly).
   virtual at::Tensor forward(const at::Tensor& x) = 0;
+  // forward(x) averaged over its spatial dimensions: float [N,C] (the frozen features). Engines whose own
+  // threads do the work override it to average on the calling thread (see OpenVinoEngine).
+  virtual at::Tensor pooled(const at::Tensor& x) { return forward(x).mean({2, 3}); }
   virtual at::ScalarType input_dtype() const { return at::kFloat; }
   virtual bool channels_last() const { return false; }
   // The backbone's weights changed (fine-tuning): take them again before the next forward.

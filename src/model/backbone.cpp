@@ -326,7 +326,14 @@ at::Tensor forward_blocks(torch::jit::Module module, const at::Tensor& x, int64_
   return y;
 }
 
-at::Tensor Backbone::pooled_features(const at::Tensor& x) { return forward(x).mean({2, 3}); }
+at::Tensor Backbone::pooled_features(const at::Tensor& x) {
+  if (!any_trainable()) {
+    torch::NoGradGuard ng;
+    prepare_engine();
+    if (engine_) return engine_->pooled(x);
+  }
+  return forward(x).mean({2, 3});
+}
 
 void Backbone::to(const c10::Device& device) {
   module_.to(device);

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cstring>
 
 #include <filesystem>
 #include <sstream>
@@ -168,35 +169,36 @@ class OpenVinoEngine final : public FrozenEngine {
   }
 
   at::Tensor forward(const at::Tensor& x) override {
-    torch::NoGradGuard ng;
-    if (stale_) {
-      // Fine-tuned weights: a conversion of its own. When that fails, the module itself answers from now on (the
-      // same results within tolerance), and name() says so.
-      try {
-        build();
-      } catch (const std::exception& e) {
-        failed_ = e.what();
-        stale_ = false;
+    return run(x, false, [](const ov::Tensor& out) {
+      const ov::Shape s = out.get_shape();
+      std::vector<int64_t> shape(s.begin(), s.end());
+      // The output buffer belongs to the request and is reused by its next call: copy it out.
+      at::Tensor y = at::empty(shape, at::kFloat);
+      std::memcpy(y.data_ptr<float>(), out.data<float>(), out.get_byte_size());
+      return y;
+    });
+  }
+
+  // The spatial mean on this thread, in double, straight from the request's buffer. No ATen op runs between
+  // two inferences: an ATen op big enough to go parallel leaves the OpenMP pool of PyTorch's runtime spinning
+  // for a while after it (libgomp's default wait policy), on the cores OpenVINO's own threads are about to use.
+  // That cost ResNet-50 a quarter of its throughput at batch 1 on 2 cores (docs/BENCHMARKS_ENGINES.md).
+  at::Tensor pooled(const at::Tensor& x) override {
+    return run(x, true, [](const ov::Tensor& out) {
+      const ov::Shape s = out.get_shape();
+      if (s.size() != 4) throw Error("the OpenVINO engine's output has " + std::to_string(s.size()) + " dimensions, not 4");
+      const int64_t n = static_cast<int64_t>(s[0]), c = static_cast<int64_t>(s[1]),
+                    hw = static_cast<int64_t>(s[2] * s[3]);
+      at::Tensor y = at::empty({n, c}, at::kFloat);
+      const float* src = out.data<float>();
+      float* dst = y.data_ptr<float>();
+      for (int64_t i = 0; i < n * c; ++i, src += hw) {
+        double sum = 0;
+        for (int64_t k = 0; k < hw; ++k) sum += src[k];
+        dst[i] = hw > 0 ? static_cast<float>(sum / static_cast<double>(hw)) : 0.0f;
       }
-    }
-    // Another size than the IR's (a probe), or a device OpenVINO does not run on: the module answers.
-    if (!failed_.empty() || !x.device().is_cpu() || x.dim() != 4 || x.size(2) != size_ || x.size(3) != size_)
-      return fallback_forward(x);
-    at::Tensor in = x.to(at::kFloat).contiguous();
-    ov::Tensor t(ov::element::f32, ov::Shape(in.sizes().begin(), in.sizes().end()), in.data_ptr<float>());
-    try {
-      request_.set_input_tensor(t);
-      request_.infer();
-    } catch (const std::exception& e) {
-      // An inference failure is not a crash: the module answers from now on, and name() says why.
-      failed_ = std::string("inference failed: ") + e.what();
-      return fallback_forward(x);
-    }
-    ov::Tensor out = request_.get_output_tensor();
-    const ov::Shape s = out.get_shape();
-    std::vector<int64_t> shape(s.begin(), s.end());
-    // The output buffer belongs to the request and is reused by its next call: copy it out.
-    return at::from_blob(out.data<float>(), shape, at::kFloat).clone();
+      return y;
+    });
   }
   void weights_changed() override { stale_ = true; }
   void to(const c10::Device& device) override {
@@ -219,6 +221,37 @@ class OpenVinoEngine final : public FrozenEngine {
   ov::InferRequest request_;
   bool stale_ = false;
   std::string failed_;  // why the engine of changed weights could not be made
+
+  // One inference of x, its output turned into the result by `take` (a copy of the maps, or their means).
+  // When OpenVINO cannot run x, the module answers (pooled too when `pool`).
+  template <typename Take>
+  at::Tensor run(const at::Tensor& x, bool pool, Take take) {
+    torch::NoGradGuard ng;
+    if (stale_) {
+      // Fine-tuned weights: a conversion of its own. When that fails, the module itself answers from now on (the
+      // same results within tolerance), and name() says so.
+      try {
+        build();
+      } catch (const std::exception& e) {
+        failed_ = e.what();
+        stale_ = false;
+      }
+    }
+    // Another size than the IR's (a probe), or a device OpenVINO does not run on: the module answers.
+    if (!failed_.empty() || !x.device().is_cpu() || x.dim() != 4 || x.size(2) != size_ || x.size(3) != size_)
+      return pool ? fallback_forward(x).mean({2, 3}) : fallback_forward(x);
+    at::Tensor in = x.to(at::kFloat).contiguous();
+    ov::Tensor t(ov::element::f32, ov::Shape(in.sizes().begin(), in.sizes().end()), in.data_ptr<float>());
+    try {
+      request_.set_input_tensor(t);
+      request_.infer();
+    } catch (const std::exception& e) {
+      // An inference failure is not a crash: the module answers from now on, and name() says why.
+      failed_ = std::string("inference failed: ") + e.what();
+      return pool ? fallback_forward(x).mean({2, 3}) : fallback_forward(x);
+    }
+    return take(request_.get_output_tensor());
+  }
 
   // The module itself: the whole forward, or the prefix exactly as Backbone::forward_range runs it.
   at::Tensor fallback_forward(const at::Tensor& x) {
