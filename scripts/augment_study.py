@@ -19,12 +19,17 @@ The settings:
   .venv/bin/python scripts/augment_study.py --backbone build/tests/test_models/effnet_lite0_imagenet.pt \\
       --sizes 20 50 100 --seeds 3
 
+--store fp32|bf16 trains every head on the estimator's in-memory feature cache (reuse_features=True) and, with
+bf16, rounds the cached training features (plain, flipped and the K views) to bfloat16 before the head sees
+them: what storing the pool in bf16 would cost in accuracy (docs/AUGMENTATION.md). Compare the two runs.
+
 Prints one line per fit and Markdown tables: accuracy mean (std) per setting and size, fit time, TTA gain.
 """
 import argparse
 import time
 
 import numpy as np
+import torch
 
 import tlc
 
@@ -74,6 +79,17 @@ def loader(a):
     return draw
 
 
+def store_in_bf16():
+    """Every feature tensor the estimator's cache hands to the C++ classifier for training goes through bf16."""
+    from tlc import _core
+    given = _core.Classifier.use_features
+
+    def rounded(self, role, plain, flipped=None, views=None):
+        r = [None if t is None else t.to(torch.bfloat16).to(t.dtype) for t in (plain, flipped, views)]
+        return given(self, role, *r)
+    _core.Classifier.use_features = rounded
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--backbone", required=True)
@@ -88,7 +104,10 @@ def main():
     ap.add_argument("--image-size", type=int, default=96)
     ap.add_argument("--settings", nargs="+",
                     default=["none", "flip", "light:K", "keras:K", "fastai:K", "timm:K", "fastai:fresh"])
+    ap.add_argument("--store", choices=["fp32", "bf16"], help="train on the feature cache, stored at this precision")
     a = ap.parse_args()
+    if a.store == "bf16":
+        store_in_bf16()
     draw = loader(a)
     acc, secs, tta_gain = {}, {}, {}
     for size in a.sizes:
@@ -100,7 +119,7 @@ def main():
                 views = a.views if mode == "K" else 0
                 est = tlc.TransferClassifier(backbone=a.backbone, image_size=a.image_size, epochs=a.epochs,
                                              optimizer="adam", lr=1e-3, augment=aug, augment_views=views,
-                                             random_state=seed, reuse_features=False)
+                                             random_state=seed, reuse_features=a.store is not None)
                 t0 = time.perf_counter()
                 est.fit(xtr, ytr)
                 fit_s = time.perf_counter() - t0
@@ -108,7 +127,7 @@ def main():
                 acc.setdefault((s, size), []).append(score)
                 secs.setdefault((s, size), []).append(fit_s)
                 line = f"size {size} seed {seed} {s}: acc {score:.4f} fit {fit_s:.1f} s"
-                if aug != "none" and mode != "fresh":  # TTA on the model trained with that augmentation
+                if a.tta > 0 and aug != "none" and mode != "fresh":  # TTA on the model trained with that augmentation
                     est.set_params(tta=a.tta)
                     with_tta = est.score(xte, yte)
                     tta_gain.setdefault((s, size), []).append(with_tta - score)
@@ -116,7 +135,8 @@ def main():
                 print(line, flush=True)
     name = "scikit-learn digits (8x8)" if a.dataset == "digits" else "Fashion-MNIST"
     print(f"\n{a.seeds} seeds; {name}, 10 classes, N training images per class, {a.test} test images per "
-          f"class; {a.backbone}; {a.image_size} px; {a.epochs} epochs adam 1e-3, batch 32; K = {a.views}\n")
+          f"class; {a.backbone}; {a.image_size} px; {a.epochs} epochs adam 1e-3, batch 32; K = {a.views}"
+          + (f"; training features from the cache, stored in {a.store}" if a.store else "") + "\n")
     print("| setting | " + " | ".join(f"{n}/class: accuracy, mean (std) | fit s" for n in a.sizes) + " |")
     print("|---|" + "---|---|" * len(a.sizes))
     for s in a.settings:
@@ -125,6 +145,8 @@ def main():
             v, t = np.array(acc[(s, n)]), np.array(secs[(s, n)])
             cells.append(f"{v.mean():.4f} ({v.std():.4f}) | {t.mean():.1f}")
         print(f"| {s} | " + " | ".join(cells) + " |")
+    if not tta_gain:
+        return
     print(f"\nTTA ({a.tta} views) gain in accuracy points, mean (std):\n")
     print("| setting | " + " | ".join(f"{n}/class" for n in a.sizes) + " |")
     print("|---|" + "---|" * len(a.sizes))
