@@ -112,7 +112,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
         at::Tensor act = backbone_.forward_prefix(input(false), split);
         return backbone_.forward_range(act, split, length).mean({2, 3});
       }
-      return backbone_.forward(input(true)).mean({2, 3});
+      return backbone_.pooled_features(input(true));
     }
     if (ph.pool > 0) {
       std::vector<int64_t> rows(idx.size());

@@ -103,7 +103,7 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       } else {
         x = backbone_input(pixels, flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor(), ph.kind == Phase::pooled);
       }
-      parts.push_back(ph.kind == Phase::pooled ? backbone_.forward(x).mean({2, 3})
+      parts.push_back(ph.kind == Phase::pooled ? backbone_.pooled_features(x)
                                                : backbone_.forward_prefix(x, ph.split));
     }
     if (progress_) progress_(label, hi - lo, hi - lo);
@@ -225,10 +225,10 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
     if (pixels.size(0) > 0) {
       torch::NoGradGuard ng;
       FirstPass& fp = first_pass_.at(role);
-      fp.plain.push_back(backbone_.forward(backbone_input(pixels, at::Tensor(), true)).mean({2, 3}));
+      fp.plain.push_back(backbone_.pooled_features(backbone_input(pixels, at::Tensor(), true)));
       if (flipped)
         fp.flipped.push_back(
-            backbone_.forward(backbone_input(pixels, at::ones({pixels.size(0)}, at::kByte), true)).mean({2, 3}));
+            backbone_.pooled_features(backbone_input(pixels, at::ones({pixels.size(0)}, at::kByte), true)));
     }
     if (progress_) progress_(label, done, total);
   };
@@ -242,7 +242,7 @@ at::Tensor TransferClassifier::features_in_order(const ImageSet& set, const std:
   auto batches = prefetch_batches(set, batches_in_order(set.size(), opt_.batch_size), device_);
   for (int64_t k = 0; k < batches->count(); ++k) {
     check_interrupt(what);
-    parts.push_back(backbone_.forward(input(batches->next())).mean({2, 3}));
+    parts.push_back(backbone_.pooled_features(input(batches->next())));
   }
   if (parts.empty()) return at::zeros({0, backbone_.info().output_channels}, at::TensorOptions().device(device_));
   return at::cat(parts);
