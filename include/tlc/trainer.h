@@ -179,8 +179,8 @@ class TransferClassifier {
   // calibrated already; fit() and fine_tune() call it first. Nothing for other precisions.
   void calibrate(const ImageSet& train);
 
-  // One training step of the head on a normalized batch (labels on any device): the mean loss and the
-  // logits it was computed from. Exposed for the parity tests.
+  // One training step of the head on a normalized batch (labels on any device): the plain mean loss (no class
+  // or sample weights) and the logits it was computed from. Exposed for the parity tests.
   struct StepResult {
     double loss;
     at::Tensor logits;

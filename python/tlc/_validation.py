@@ -165,12 +165,14 @@ def check_sample_weight(sample_weight, n):
         raise ValueError(f"sample_weight must be numbers, one per image; got {type(sample_weight).__name__}") from None
     if w.ndim != 1 or len(w) != n:
         raise ValueError(f"sample_weight has shape {w.shape} but X has {n} images: give one weight per image")
-    bad = np.flatnonzero(~np.isfinite(w) | (w < 0))
+    with np.errstate(over="ignore"):
+        w32 = w.astype(np.float32)  # what training uses: a weight beyond float32's range is checked as it ends up
+    bad = np.flatnonzero(~np.isfinite(w32) | (w32 < 0))
     if len(bad):
-        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be finite and >= 0")
-    if not w.any():
-        raise ValueError("sample_weight is 0 for every image: give at least one image a positive weight")
-    return w.astype(np.float32)
+        raise ValueError(f"sample_weight[{bad[0]}] is {w[bad[0]]}: weights must be finite (in float32) and >= 0")
+    if not w32.any():
+        raise ValueError("sample_weight is 0 for every image (in float32): give at least one image a positive weight")
+    return w32
 
 
 def drop_empty_classes(classes, codes, kept, total):

@@ -184,6 +184,7 @@ class OpenVinoEngine final : public FrozenEngine {
   // for a while after it (libgomp's default wait policy), on the cores OpenVINO's own threads are about to use.
   // That cost ResNet-50 a quarter of its throughput at batch 1 on 2 cores (docs/BENCHMARKS_ENGINES.md).
   at::Tensor pooled(const at::Tensor& x) override {
+    if (blocks_ >= 0) return forward(x).mean({2, 3});  // a prefix's maps: not the backbone's features
     return run(x, true, [](const ov::Tensor& out) {
       const ov::Shape s = out.get_shape();
       if (s.size() != 4) throw Error("the OpenVINO engine's output has " + std::to_string(s.size()) + " dimensions, not 4");

@@ -126,7 +126,7 @@ TransferClassifier::SyncedStep TransferClassifier::step_data_parallel(const std:
     namespace F = torch::nn::functional;
     if (weights.defined())
       loss = (F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)) * weights).sum() /
-             std::max(denominator, 1e-12);
+             (denominator > 0 ? denominator : 1.0);
     else
       loss = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) / denominator;
     local_loss = loss.item<float>();

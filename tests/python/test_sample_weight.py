@@ -90,3 +90,17 @@ def test_model_selection_routes_sample_weight(small_folder):
     key = "params" if tuple(int(v) for v in sklearn.__version__.split(".")[:2]) >= (1, 4) else "fit_params"
     r = cross_validate(make(epochs=1), np.asarray(paths), y, cv=2, **{key: {"sample_weight": w}})
     assert len(r["test_score"]) == 2 and all(0 <= s <= 1 for s in r["test_score"])
+
+
+def test_weights_survive_a_dropped_class(small_folder, tmp_path):
+    # A class none of whose images decode is dropped (the labels are renumbered): the other images keep theirs.
+    paths, y = paths_and_labels(small_folder)
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    w = np.where(np.arange(len(y)) % 3 == 0, 2.0, 0.5)
+    with pytest.warns(UserWarning, match="dropped"):
+        skipped = full_batch(on_error="skip").fit([str(broken)] + paths, np.r_[["Zzz"], y],
+                                                  sample_weight=np.r_[9.0, w])
+    assert list(skipped.classes_) == sorted(set(y))
+    reference = full_batch().fit(paths, y, sample_weight=w)
+    np.testing.assert_allclose(skipped.predict_proba(paths), reference.predict_proba(paths), atol=1e-5)
