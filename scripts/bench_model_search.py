@@ -25,6 +25,7 @@ def main():
     ap.add_argument("--data", default="data/fashion_mnist_sample")
     ap.add_argument("--image-size", type=int, default=160)
     ap.add_argument("--cv", type=int, default=3)
+    ap.add_argument("--epochs", type=int, nargs=2, default=[2, 4], help="--n-jobs: the grid's two epoch counts")
     ap.add_argument("--n-jobs", action="store_true", help="time n_jobs=1 against n_jobs=2 (processes, cache_dir, threads)")
     args = ap.parse_args()
     folder = tlc.ImageFolder(args.data)
@@ -53,7 +54,7 @@ def time_n_jobs(args, folder):
 
     import joblib
     from joblib.externals.loky import get_reusable_executor
-    grid = {"lr": [1e-3, 1e-2], "epochs": [2, 4]}
+    grid = {"lr": [1e-3, 1e-2], "epochs": list(args.epochs)}
     print(f"{len(folder)} images, backbone {args.backbone} at {args.image_size} px, {os.cpu_count()} CPUs, "
           f"GridSearchCV 4 candidates x {args.cv} folds + refit")
     runs = [("n_jobs=1", 1, None, False), ("n_jobs=2 (loky processes)", 2, None, False),
