@@ -126,6 +126,9 @@ class Backbone {
   int engine_threads_ = 0;
   // Built on first use, also from const accessors: the engine is a cache of how to run module_.
   mutable std::shared_ptr<FrozenEngine> engine_;
+  // The engine that runs the frozen backbone (built on first use), or nullptr while parameters train or when the
+  // module itself runs.
+  FrozenEngine* frozen_engine() const;
   mutable std::string engine_line_;
   std::string prefix_note_;  // a prefix engine that could not be made, before engine_line_ exists
   at::Tensor calibration_;   // int8's calibration images

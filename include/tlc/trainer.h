@@ -202,7 +202,6 @@ class TransferClassifier {
   TrainOptions opt_;
   c10::Device device_;
   Head head_{nullptr};
-  at::Tensor class_weights_;  // float [classes] on the CPU, when opt_.class_weights
   ProgressFn progress_;
   struct FirstPass {
     std::vector<at::Tensor> plain, flipped, views;

@@ -142,11 +142,16 @@ int64_t Backbone::parameter_count() const {
   return n;
 }
 
+FrozenEngine* Backbone::frozen_engine() const {
+  if (any_trainable()) return nullptr;
+  prepare_engine();
+  return engine_.get();
+}
+
 at::Tensor Backbone::forward(const at::Tensor& x) {
   if (any_trainable()) return module_.forward({x}).toTensor();
   torch::NoGradGuard ng;
-  prepare_engine();
-  if (engine_) return engine_->forward(x);
+  if (FrozenEngine* e = frozen_engine()) return e->forward(x);
   return module_.forward({x}).toTensor();
 }
 
@@ -327,10 +332,9 @@ at::Tensor forward_blocks(torch::jit::Module module, const at::Tensor& x, int64_
 }
 
 at::Tensor Backbone::pooled_features(const at::Tensor& x) {
-  if (!any_trainable()) {
+  if (FrozenEngine* e = frozen_engine()) {
     torch::NoGradGuard ng;
-    prepare_engine();
-    if (engine_) return engine_->pooled(x);
+    return e->pooled(x);
   }
   return forward(x).mean({2, 3});
 }

@@ -184,7 +184,7 @@ class OpenVinoEngine final : public FrozenEngine {
   // for a while after it (libgomp's default wait policy), on the cores OpenVINO's own threads are about to use.
   // That cost ResNet-50 a quarter of its throughput at batch 1 on 2 cores (docs/BENCHMARKS_ENGINES.md).
   at::Tensor pooled(const at::Tensor& x) override {
-    if (blocks_ >= 0) return forward(x).mean({2, 3});  // a prefix's maps: not the backbone's features
+    if (blocks_ >= 0) return FrozenEngine::pooled(x);  // a prefix's maps: not the backbone's features
     return run(x, true, [](const ov::Tensor& out) {
       const ov::Shape s = out.get_shape();
       if (s.size() != 4) throw Error("the OpenVINO engine's output has " + std::to_string(s.size()) + " dimensions, not 4");
@@ -228,6 +228,7 @@ class OpenVinoEngine final : public FrozenEngine {
   template <typename Take>
   at::Tensor run(const at::Tensor& x, bool pool, Take take) {
     torch::NoGradGuard ng;
+    auto module_answers = [&] { return pool ? fallback_forward(x).mean({2, 3}) : fallback_forward(x); };
     if (stale_) {
       // Fine-tuned weights: a conversion of its own. When that fails, the module itself answers from now on (the
       // same results within tolerance), and name() says so.
@@ -240,7 +241,7 @@ class OpenVinoEngine final : public FrozenEngine {
     }
     // Another size than the IR's (a probe), or a device OpenVINO does not run on: the module answers.
     if (!failed_.empty() || !x.device().is_cpu() || x.dim() != 4 || x.size(2) != size_ || x.size(3) != size_)
-      return pool ? fallback_forward(x).mean({2, 3}) : fallback_forward(x);
+      return module_answers();
     at::Tensor in = x.to(at::kFloat).contiguous();
     ov::Tensor t(ov::element::f32, ov::Shape(in.sizes().begin(), in.sizes().end()), in.data_ptr<float>());
     try {
@@ -249,7 +250,7 @@ class OpenVinoEngine final : public FrozenEngine {
     } catch (const std::exception& e) {
       // An inference failure is not a crash: the module answers from now on, and name() says why.
       failed_ = std::string("inference failed: ") + e.what();
-      return pool ? fallback_forward(x).mean({2, 3}) : fallback_forward(x);
+      return module_answers();
     }
     return take(request_.get_output_tensor());
   }

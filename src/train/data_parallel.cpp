@@ -125,8 +125,7 @@ TransferClassifier::SyncedStep TransferClassifier::step_data_parallel(const std:
     // weights, so that the sum over the ranks is the single-process gradient.
     namespace F = torch::nn::functional;
     if (weights.defined())
-      loss = (F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)) * weights).sum() /
-             (denominator > 0 ? denominator : 1.0);
+      loss = detail::weighted_cross_entropy(logits, labels, weights, at::scalar_tensor(denominator, logits.options()));
     else
       loss = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kSum)) / denominator;
     local_loss = loss.item<float>();

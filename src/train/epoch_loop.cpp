@@ -64,20 +64,20 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
   auto optim = make_optimizer(oo, params);
 
   // Class weights from the training labels (the counts of images, whatever their sample weights).
-  class_weights_ = at::Tensor();
+  at::Tensor class_weights;  // float [classes] on the CPU, when opt_.class_weights
   if (opt_.class_weights) {
     std::vector<double> counts(classes_.size(), 0.0);
     for (const auto& it : train.items()) counts[it.label] += 1;
     std::vector<float> w;
     for (double c : counts)
       w.push_back(c > 0 ? static_cast<float>(train.size() / (classes_.size() * c)) : 0.0f);
-    class_weights_ = at::tensor(w);
+    class_weights = at::tensor(w);
   }
   // Each image's weight in its batch's loss: its sample weight times its class's weight; undefined when all are 1.
   auto loss_weights = [&](const std::vector<int64_t>& idx) -> at::Tensor {
-    if (!train.weighted() && !class_weights_.defined()) return at::Tensor();
+    if (!train.weighted() && !class_weights.defined()) return at::Tensor();
     at::Tensor w = train.weights(idx);
-    if (class_weights_.defined()) w = w * class_weights_.index_select(0, train.labels(idx));
+    if (class_weights.defined()) w = w * class_weights.index_select(0, train.labels(idx));
     return w;
   };
 

@@ -137,14 +137,8 @@ TransferClassifier::StepResult TransferClassifier::step_on_features(const at::Te
   optim.zero_grad();
   at::Tensor logits = head_->forward(feats);
   // The batch's mean loss, weighted: sum(w_i * loss_i) / sum(w_i) (a batch whose weights are all 0 steps on 0).
-  at::Tensor loss;
-  if (weights.defined()) {
-    const at::Tensor total = weights.sum();
-    loss = (F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone)) * weights).sum() /
-           at::where(total > 0, total, at::ones_like(total));
-  } else {
-    loss = F::cross_entropy(logits, labels);
-  }
+  const at::Tensor loss = weights.defined() ? detail::weighted_cross_entropy(logits, labels, weights, weights.sum())
+                                            : F::cross_entropy(logits, labels);
   loss.backward();
   optim.step();
   return {loss.item<double>(), logits.detach()};

@@ -40,6 +40,15 @@ struct TransferClassifier::Resume : detail::CheckpointState {
 
 namespace detail {
 
+// sum_i w_i * cross_entropy(logits_i, labels_i) / denominator, where a denominator <= 0 (all weights 0) counts as
+// 1: the weighted mean of a batch when the denominator is its summed weights.
+inline at::Tensor weighted_cross_entropy(const at::Tensor& logits, const at::Tensor& labels, const at::Tensor& weights,
+                                         const at::Tensor& denominator) {
+  namespace F = torch::nn::functional;
+  const at::Tensor per_image = F::cross_entropy(logits, labels, F::CrossEntropyFuncOptions().reduction(torch::kNone));
+  return (per_image * weights).sum() / at::where(denominator > 0, denominator, at::ones_like(denominator));
+}
+
 // This rank's contiguous block [begin, end) of n items (everything in a world of one).
 std::pair<int64_t, int64_t> shard_range(int64_t n, const Comm& comm);
 
