@@ -82,3 +82,53 @@ TEST(Backbone, WrongOutputShapeIsAClearError) {
   }
 }
 
+
+// Backbone::load_cached (each fit of the Python estimator loads its backbone through it).
+TEST(Backbone, LoadCachedGivesIndependentCopiesOfOneLoad) {
+  TempDir t;
+  fs::copy_file(source("models/tiny_bn.pt"), t.path() / "b.pt");
+  tlc::Backbone::clear_load_cache();
+  auto a = tlc::Backbone::load_cached(t.str("b.pt"));
+  auto b = tlc::Backbone::load_cached(t.str("b.pt"));
+  EXPECT_EQ(b.info().arch, "tiny_bn");
+  EXPECT_EQ(b.info().output_channels, 16);
+  EXPECT_EQ(b.info().path, t.str("b.pt"));
+  EXPECT_FALSE(b.module().is_training());
+  at::manual_seed(2);
+  const auto x = at::randn({2, 3, 20, 20});
+  const auto before = b.pooled_features(x);
+  EXPECT_TRUE(at::equal(a.pooled_features(x), before));
+  EXPECT_TRUE(at::equal(tlc::Backbone::load(t.str("b.pt")).pooled_features(x), before));
+  // Fine-tuning a copy from the cache (trainable parameters, changed weights) leaves the others and later
+  // copies alone.
+  auto trained = b.unfreeze_last(1);
+  ASSERT_FALSE(trained.empty());
+  {
+    torch::NoGradGuard ng;
+    for (auto p : b.module().parameters()) p.add_(0.5);
+  }
+  EXPECT_FALSE(at::equal(b.pooled_features(x), before));
+  EXPECT_TRUE(at::equal(a.pooled_features(x), before));
+  auto c = tlc::Backbone::load_cached(t.str("b.pt"));
+  EXPECT_TRUE(at::equal(c.pooled_features(x), before));
+  for (const auto& p : c.module().parameters()) EXPECT_FALSE(p.requires_grad());
+  EXPECT_EQ(tlc::Backbone::clear_load_cache(), 1u);
+}
+
+TEST(Backbone, LoadCachedReloadsARewrittenFileAndReportsAMissingOne) {
+  TempDir t;
+  const auto file = t.path() / "b.pt";
+  fs::copy_file(source("models/tiny_bn.pt"), file);
+  tlc::Backbone::clear_load_cache();
+  EXPECT_EQ(tlc::Backbone::load_cached(file.string()).info().arch, "tiny_bn");
+  fs::copy_file(source("models/tiny_cnn.pt"), file, fs::copy_options::overwrite_existing);
+  EXPECT_EQ(tlc::Backbone::load_cached(file.string()).info().arch, "tiny_cnn");
+  EXPECT_EQ(tlc::Backbone::clear_load_cache(), 1u);  // the old version of the file went out
+  fs::remove(file);
+  try {
+    tlc::Backbone::load_cached(file.string());
+    FAIL();
+  } catch (const tlc::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("not found"), std::string::npos) << e.what();
+  }
+}

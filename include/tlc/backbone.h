@@ -50,6 +50,16 @@ class Backbone {
   static Backbone load(const std::string& path);
   // Wraps an already loaded module (e.g. the backbone inside a saved model file).
   static Backbone from_module(torch::jit::Module module, const std::string& origin);
+  // load() for callers that load one file many times (the Python estimator: every fit of a model search
+  // builds a classifier): the first call loads and probes as load() does and keeps the result in a
+  // process-wide cache keyed by the file's path, inode, size and modification time (a rewritten file is
+  // loaded anew); each call returns an independent copy (parameters deep-copied, so fine-tuning one copy
+  // changes no other; the TorchScript methods and what their executor learnt on the first runs are shared)
+  // without reading or probing the file again. Holds at most kLoadCacheFiles files, least recently used out.
+  static Backbone load_cached(const std::string& path);
+  static constexpr size_t kLoadCacheFiles = 4;
+  // Empties that cache (its memory is freed once no copy still shares it); returns how many files it held.
+  static size_t clear_load_cache();
 
   const BackboneInfo& info() const { return info_; }
   torch::jit::Module& module() { return module_; }

@@ -66,7 +66,7 @@ TransferClassifier create(const std::string& backbone, const std::vector<std::st
                           const std::string& normalize, const std::string& resize, const pyb::dict& options) {
   TrainOptions opt = train_options(options);
   return long_call([&] {
-    Backbone b = Backbone::load(backbone);
+    Backbone b = Backbone::load_cached(backbone);  // each fit of a model search loads the same file
     Preprocess pre;
     pre.image_size = image_size;
     pre.mode = choose_normalize(normalize, b.info()).mode;

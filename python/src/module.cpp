@@ -7,6 +7,7 @@
 
 #include "binding.h"
 #include "tlc/augment.h"
+#include "tlc/backbone.h"
 #include "tlc/engine.h"
 #include "tlc/error.h"
 #include "tlc/image_io.h"
@@ -66,6 +67,8 @@ PYBIND11_MODULE(_core, m) {
   m.def("canonical_augment", [](const std::string& s) { return tlc::to_string(tlc::parse_augment(s)); },
         "The canonical text of an augmentation (tlc train --augment's syntax); tlc.Error for a bad one");
   m.def("openvino_version", &tlc::openvino_version, "OpenVINO's release when this build has its engine, else ''");
+  m.def("clear_backbone_cache", &tlc::Backbone::clear_load_cache,
+        "Empties the loaded backbones kept for the next classifier (tlc::Backbone::load_cached); returns how many");
   py::bind_data(m);
   py::bind_classifier(m);
 }

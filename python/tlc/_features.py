@@ -141,7 +141,9 @@ def feature_cache_info():
 
 
 def clear_feature_cache():
-    """Drops every stored feature row and resets the counters."""
+    """Drops every stored feature row and resets the counters; also drops the loaded backbones this process
+    keeps for its next fits (tlc::Backbone::load_cached: up to 4 files)."""
+    _core.clear_backbone_cache()
     with _lock:
         _cache.clear()
         _diskcache_loaded.clear()  # the disk shards read so far (the files stay)

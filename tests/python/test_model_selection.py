@@ -95,3 +95,23 @@ def test_predict_does_not_need_the_backbone_file_after_fit(small_folder, tmp_pat
     bb.unlink()
     assert np.array_equal(m.predict_proba(folder.paths), before)
     assert tlc.feature_cache_info()["images_computed"] == 36
+
+
+def test_fits_load_independent_copies_of_the_backbone_file(small_folder, tmp_path):
+    # Each fit's classifier is a copy of the backbone this process loaded once (tlc::Backbone::load_cached):
+    # fine-tuning one fit's copy must not reach a later fit, and a rewritten file must be loaded anew.
+    import shutil
+    from conftest import TINY_BN, TINY_CNN
+    folder = tlc.ImageFolder(small_folder)
+    tlc.clear_feature_cache()
+    plain = make(epochs=1, reuse_features=False).fit(folder).predict_proba(folder.paths)
+    make(epochs=1, fine_tune_layers=1, fine_tune_epochs=2, fine_tune_lr=1e-1, reuse_features=False).fit(folder)
+    assert np.allclose(make(epochs=1, reuse_features=False).fit(folder).predict_proba(folder.paths), plain, atol=1e-6)
+    path = str(tmp_path / "backbone.pt")
+    shutil.copy(TINY_BN, path)
+    assert np.allclose(make(backbone=path, epochs=1, reuse_features=False).fit(folder).predict_proba(folder.paths),
+                       plain, atol=1e-6)
+    shutil.copy(TINY_CNN, path)  # the same path, another backbone
+    other = make(backbone=TINY_CNN, epochs=1, reuse_features=False).fit(folder).predict_proba(folder.paths)
+    again = make(backbone=path, epochs=1, reuse_features=False).fit(folder).predict_proba(folder.paths)
+    assert np.allclose(again, other, atol=1e-6) and not np.allclose(again, plain, atol=1e-3)
