@@ -77,6 +77,16 @@ pyb::tuple scan(const std::vector<std::string>& paths, const std::vector<int64_t
   return pyb::make_tuple(std::move(set), skipped_list(report.broken), skipped_list(report.warnings));
 }
 
+// A set over files known to decode (their features are cached): nothing is decoded now; batch() decodes.
+ImageSet undecoded(const std::vector<std::string>& paths, const std::vector<int64_t>& labels, int image_size,
+                   const std::string& resize, int64_t max_pixels, int threads) {
+  DecodeOptions opt;
+  opt.size = image_size;
+  opt.resize = parse_resize_mode(resize);
+  opt.max_pixels = max_pixels;
+  return ImageSet::on_demand(make_items(paths, labels), opt, threads);
+}
+
 }  // namespace
 
 void bind_data(pyb::module_& m) {
@@ -101,6 +111,13 @@ void bind_data(pyb::module_& m) {
                   pyb::arg("resize") = "stretch", pyb::arg("max_pixels") = 100'000'000, pyb::arg("threads") = 0)
       .def_static("from_pixels", &ImageSet::from_pixels, pyb::arg("pixels"), pyb::arg("labels"),
                   pyb::arg("name") = "array")
+      .def_static("on_demand", &undecoded, pyb::arg("paths"), pyb::arg("labels"), pyb::arg("image_size"),
+                  pyb::arg("resize") = "stretch", pyb::arg("max_pixels") = 100'000'000, pyb::arg("threads") = 0,
+                  "A set over files that decoded before: nothing is decoded now, batch() decodes on demand")
+      .def("batch", [](const ImageSet& s, const std::vector<int64_t>& indices) {
+        return long_call([&] { return s.batch(indices); });
+      }, pyb::arg("indices"), "uint8 [B,S,S,3] of those items (decoded now when the set is not in memory)")
+      .def_property_readonly("in_memory", &ImageSet::in_memory)
       .def("__len__", &ImageSet::size)
       .def_property_readonly("paths", [](const ImageSet& s) {
         std::vector<std::string> v;

@@ -47,30 +47,6 @@ _SAME_NAME = ("epochs", "batch_size", "optimizer", "lr", "hidden", "dropout", "d
               "engine", "fine_tune_layers", "fine_tune_blocks", "fine_tune_epochs", "fine_tune_lr", "cache_features")
 
 
-_sizes_seen = set()  # (backbone file digest, image size) that passed _check_image_size in this process
-
-
-def _check_image_size(clf, size, backbone):
-    """One 1-image pass through the backbone at `size`: a size the backbone cannot take (too small for its
-    pooling, or not its fixed size) is a ValueError here rather than a TorchScript traceback mid-fit. Once per
-    backbone file and size in a process: the pass builds the frozen engine, which a search's fits on cached
-    features never need."""
-    seen = (_features.backbone_digest(clf.backbone_path), size)
-    if seen in _sizes_seen:
-        return
-    try:
-        clf.pooled_features(_core.ImageSet.from_pixels(torch.zeros((1, size, size, 3), dtype=torch.uint8), [0]))
-        _sizes_seen.add(seen)
-    except RuntimeError as e:
-        # A TorchScript failure's last line is the reason ("RuntimeError: ... Kernel size can't be greater than
-        # actual input size"); the lines before it are the interpreter's traceback.
-        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-        reason = lines[-1][:300] if lines else type(e).__name__
-        raise ValueError(f"image_size={size} does not work with the backbone {backbone}: it fails on a {size}x{size} "
-                         f"input ({reason}). Use a larger image_size (the backbone's native size, e.g. 224, is the "
-                         "safe choice; scripts/export_backbone.py --list shows it)") from None
-
-
 class TransferClassifier(ClassifierMixin, BaseEstimator):
     """An image classifier: a frozen pretrained backbone (a TorchScript file, see models/README.md) with a new
     dense head trained on your images, optionally fine-tuning the backbone's last layers afterwards.
@@ -148,23 +124,36 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         if len(classes) < 2:
             raise ValueError(f"y has only one class ({classes.tolist()[0]!r}): a classifier needs at least 2")
         size, resize = int(self.image_size), self.resize
-        train, kept = images.image_set(codes, size, resize, "X")
-        n_classes = len(classes)
-        classes, codes = _validation.drop_empty_classes(classes, codes, kept, len(images))
-        if len(classes) < n_classes:  # the set's labels are indices into the classes that are left
-            train = _core.ImageSet.from_pixels(train.pixels, [int(c) for c in codes[kept]], "X")
-        if weights is not None:
-            if not weights[kept].any():
-                raise ValueError("sample_weight is 0 for every image that could be decoded: nothing to train on")
-            train.set_weights(weights[kept].tolist())
         options = self._options()  # once: its seed also keys the cached views
-        clf = call(_core.Classifier, str(self.backbone), [str(c) for c in classes], size, self.normalize, resize,
-                   options, path=str(self.backbone))
-        _check_image_size(clf, size, self.backbone)
+        clf = self._classifier(classes, options)
+        _validation.check_image_size(clf, size, self.backbone)
         aug = _core.canonical_augment(self.augment)
         # Fresh views (augment_views=0) are new every epoch: the head phase caches nothing a provider could fill.
         caching = self._caching() and not (aug not in ("none", "flip") and int(self.augment_views) == 0)
         disk = os.fspath(self.cache_dir) if self.cache_dir is not None else None
+        memory = bool(self.reuse_features)
+        pool = None  # the K views of augment_views, cached per image under the augmentation and the seed
+        if caching and aug not in ("none", "flip") and int(self.augment_views) > 0:
+            pool = (aug, options["seed"], int(self.augment_views))
+        cache_key = _features.setting(clf, self.precision) if caching else None
+        # When the caches hold every file's features (a model search's later fits), nothing is decoded.
+        ready = None
+        if caching and images.kind == "paths" and not self._fine_tunes():
+            ready = _features.undecoded_set(images, codes, size, resize, cache_key, aug == "flip", pool, memory, disk)
+        train, kept, broken = images.image_set(codes, size, resize, "X", ready)
+        if ready is None and broken:
+            _features.note_broken(images, broken)
+        n_classes = len(classes)
+        classes, codes = _validation.drop_empty_classes(classes, codes, kept, len(images))
+        if len(classes) < n_classes:  # the set's labels are indices into the classes that are left
+            labels = [int(c) for c in codes[kept]]
+            train = _core.ImageSet.from_pixels(train.pixels, labels, "X") if train.in_memory else \
+                _core.ImageSet.on_demand(train.paths, labels, size, resize)
+            clf = self._classifier(classes, options)
+        if weights is not None:
+            if not weights[kept].any():
+                raise ValueError("sample_weight is 0 for every image that could be decoded: nothing to train on")
+            train.set_weights(weights[kept].tolist())
         keys = _take(images.keys(), kept) if caching else None
         val = vkeys = None
         if eval_set is not None:
@@ -173,15 +162,10 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
             unknown = sorted(set(vy.tolist()) - set(classes.tolist()), key=str)
             if unknown:
                 raise ValueError(f"eval_set has labels that y does not: {unknown[:5]} (classes: {classes.tolist()})")
-            val, vkept = vimages.image_set(np.searchsorted(classes, vy), size, resize, "eval_set")
+            val, vkept, _ = vimages.image_set(np.searchsorted(classes, vy), size, resize, "eval_set")
             vkeys = _take(vimages.keys(), vkept) if caching else None
-        cache_key = _features.setting(clf, self.precision) if caching else None
         computed = None
         if caching:
-            memory = bool(self.reuse_features)
-            pool = None  # the K views of augment_views, cached per image under the augmentation and the seed
-            if aug not in ("none", "flip") and int(self.augment_views) > 0:
-                pool = (aug, options["seed"], int(self.augment_views))
             computed = _features.provide(clf, cache_key, "train", train, keys, aug == "flip", memory, disk, pool)
             if val is not None:
                 _features.provide(clf, cache_key, "val", val, vkeys, False, memory, disk)
@@ -207,6 +191,13 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         tuned = any(e["phase"] == "fine-tune" for e in history)
         self._feature_key_ = cache_key if self.reuse_features and not tuned else None
         return self
+
+    def _classifier(self, classes, options):
+        return call(_core.Classifier, str(self.backbone), [str(c) for c in classes], int(self.image_size),
+                    self.normalize, self.resize, options, path=str(self.backbone))
+
+    def _fine_tunes(self):
+        return int(self.fine_tune_epochs) > 0 and (int(self.fine_tune_layers) > 0 or int(self.fine_tune_blocks) > 0)
 
     def _caching(self):
         # int8 features depend on the images the engine was calibrated on (each fit's own training images), so

@@ -10,6 +10,7 @@ import hashlib
 import os
 import threading
 
+import numpy as np
 import torch
 
 from . import _core
@@ -19,6 +20,7 @@ _lock = threading.Lock()
 _cache = {}         # (setting..., flipped) -> {image key: feature row [C]}
 _digests = {}       # (path, size, mtime_ns) -> content digest of a backbone file
 _stats = {"backbone_passes": 0, "images_computed": 0, "images_reused": 0, "images_from_disk": 0}
+_broken = {}        # image key -> (path, reason) of files that failed to decode in a fit of this process
 
 
 def backbone_digest(path):
@@ -85,7 +87,7 @@ def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None, po
             for v in range(pool[2]):
                 def compute(missing, v=v):
                     sub = image_set if len(missing) == len(keys) else \
-                        _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
+                        _core.ImageSet.from_pixels(image_set.batch(missing), [0] * len(missing))
                     return clf.view_features(sub, v)
                 rows, n = _rows(key + ("views", pool[0], pool[1], v), keys, compute, memory, disk)
                 pooled.append(rows)
@@ -97,7 +99,7 @@ def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None, po
         for view in ([False, True] if flipped else [False]):
             def compute(missing, view=view):
                 sub = image_set if len(missing) == len(keys) else \
-                    _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
+                    _core.ImageSet.from_pixels(image_set.batch(missing), [0] * len(missing))
                 return clf.pooled_features(sub, view)
             rows, n = _rows(key + (view,), keys, compute, memory, disk)
             views.append(rows)
@@ -109,10 +111,55 @@ def provide(clf, key, role, image_set, keys, flipped, memory=True, disk=None, po
 def _rows_locked(key, keys, image_set, clf, memory, disk):
     def compute(missing):
         sub = image_set if len(missing) == len(keys) else \
-            _core.ImageSet.from_pixels(image_set.pixels[missing], [0] * len(missing))
+            _core.ImageSet.from_pixels(image_set.batch(missing), [0] * len(missing))
         return clf.pooled_features(sub, False)
     with _lock:
         return _rows(key, keys, compute, memory, disk)
+
+
+def _views(key, flipped, pool):
+    """The cache keys of every view provide() gives a fit: plain, flipped (augment="flip"), the K pooled views."""
+    out = [key + (False,)] + ([key + (True,)] if flipped else [])
+    if pool is not None:
+        out += [key + ("views", pool[0], pool[1], v) for v in range(pool[2])]
+    return out
+
+
+def note_broken(images, broken):
+    """Remembers the files of `images` (paths) that a fit's decoding skipped, so that a later fit over the same
+    unchanged files need not decode them again to learn it."""
+    bad = {p: r for p, r in broken}
+    keys = images.keys()
+    with _lock:
+        for i, p in enumerate(images.data):
+            if p in bad:
+                _broken[keys[i]] = (p, bad[p])
+
+
+def undecoded_set(images, codes, image_size, resize, key, flipped, pool, memory, disk):
+    """(ImageSet, kept rows, [(path, reason)] skipped) for a fit over files (`images`, kind "paths") when the
+    caches hold every feature row the fit needs (each view of every file, but those known not to decode): the set
+    then decodes nothing (ImageSet.on_demand), as a model search's later fits need no pixels. None otherwise:
+    the caller decodes."""
+    keys = images.keys()
+    with _lock:
+        skipped = [i for i, k in enumerate(keys) if k in _broken]
+        bad = set(skipped)
+        wanted = [k for i, k in enumerate(keys) if i not in bad]
+        if not wanted:
+            return None
+        for view in _views(key, flipped, pool):
+            store = _cache.get(view, {}) if memory else {}
+            missing = [k for k in wanted if k not in store]
+            if missing and disk is not None:  # shards never change once in place: reading them needs no lock
+                found = DiskStore(disk, view).get(missing)
+                missing = [k for k in missing if k not in found]
+            if missing:
+                return None
+        reasons = [_broken[keys[i]] for i in skipped]
+    kept = np.asarray([i for i in range(len(keys)) if i not in bad], dtype=np.int64)
+    s = _core.ImageSet.on_demand([images.data[i] for i in kept], [int(codes[i]) for i in kept], image_size, resize)
+    return s, kept, reasons
 
 
 def features_for(clf, key, images, rows=None, disk=None):
@@ -147,5 +194,6 @@ def clear_feature_cache():
     with _lock:
         _cache.clear()
         _diskcache_loaded.clear()  # the disk shards read so far (the files stay)
+        _broken.clear()
         for k in _stats:
             _stats[k] = 0

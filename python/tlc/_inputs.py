@@ -60,19 +60,24 @@ class Images:
         s, broken, _ = call(_core.ImageSet.scan, self.data, [0] * len(self.data), image_size, resize)
         return s.pixels, kept_rows(self.data, broken), list(broken)
 
-    def image_set(self, codes, image_size, resize, name="X"):
+    def image_set(self, codes, image_size, resize, name="X", ready=None):
         """An ImageSet for training (files that cannot be decoded are skipped with a warning, as the CLI does);
-        returns the kept row indices too."""
+        returns the kept row indices and the skipped (path, reason) too. ready: such a triple already made
+        without decoding (tlc._features.undecoded_set), which then only gets the warning."""
         codes = [int(c) for c in codes]
         if self.kind == "array":
             px = self._resized(image_size, resize)
-            return _core.ImageSet.from_pixels(px, codes, name), np.arange(len(codes))
-        s, broken, _warnings = _core.ImageSet.scan(self.data, codes, image_size, resize)
+            return _core.ImageSet.from_pixels(px, codes, name), np.arange(len(codes)), []
+        if ready is not None:
+            s, kept, broken = ready
+        else:
+            s, broken, _warnings = _core.ImageSet.scan(self.data, codes, image_size, resize)
+            kept = kept_rows(self.data, broken)
         if broken:
             warnings.warn(f"{name}: {len(broken)} of {len(codes)} file(s) could not be decoded and were skipped, "
                           f"first: {broken[0][0]} ({broken[0][1]}); tlc.verify_images(paths) finds them "
                           "beforehand", UserWarning, stacklevel=3)
-        return s, kept_rows(self.data, broken)
+        return s, kept, list(broken)
 
     def pixels(self, image_size, resize):
         """uint8 [N,S,S,3] torch tensor for prediction; a file that cannot be decoded is a ValueError naming it
@@ -84,16 +89,19 @@ class Images:
 
     def keys(self):
         """One key per image for the feature caches: a file's path, size and modification time (what the CLI's
-        disk cache keys on), an array row's bytes digest."""
+        disk cache keys on), an array row's bytes digest. Computed once per Images (a fit asks more than once)."""
         import hashlib
+        if getattr(self, "_keys", None) is not None:
+            return self._keys
         if self.kind == "paths":
-            out = []
+            self._keys = []
             for p in self.data:
                 st = os.stat(p)
-                out.append(("file", os.path.abspath(p), st.st_size, st.st_mtime_ns))
-            return out
-        return [("array", tuple(row.shape), hashlib.blake2b(np.ascontiguousarray(row).tobytes(),
-                                                            digest_size=16).digest()) for row in self.data]
+                self._keys.append(("file", os.path.abspath(p), st.st_size, st.st_mtime_ns))
+        else:
+            self._keys = [("array", tuple(row.shape), hashlib.blake2b(np.ascontiguousarray(row).tobytes(),
+                                                                      digest_size=16).digest()) for row in self.data]
+        return self._keys
 
 
 def kept_rows(paths, broken):

@@ -193,3 +193,31 @@ def drop_empty_classes(classes, codes, kept, total):
     remap = np.full(len(classes), -1, dtype=np.int64)
     remap[present] = np.arange(len(present))
     return classes[present], remap[codes]
+
+
+_SIZES_SEEN = set()  # (backbone file digest, image size) that passed check_image_size in this process
+
+
+def check_image_size(clf, size, backbone):
+    """One 1-image pass through the backbone at `size`: a size the backbone cannot take (too small for its
+    pooling, or not its fixed size) is a ValueError here rather than a TorchScript traceback mid-fit. Once per
+    backbone file and size in a process: the pass builds the frozen engine, which a search's fits on cached
+    features never need."""
+    import torch
+
+    from ._core import ImageSet
+    from ._features import backbone_digest
+    seen = (backbone_digest(clf.backbone_path), size)
+    if seen in _SIZES_SEEN:
+        return
+    try:
+        clf.pooled_features(ImageSet.from_pixels(torch.zeros((1, size, size, 3), dtype=torch.uint8), [0]))
+        _SIZES_SEEN.add(seen)
+    except RuntimeError as e:
+        # A TorchScript failure's last line is the reason ("RuntimeError: ... Kernel size can't be greater than
+        # actual input size"); the lines before it are the interpreter's traceback.
+        lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+        reason = lines[-1][:300] if lines else type(e).__name__
+        raise ValueError(f"image_size={size} does not work with the backbone {backbone}: it fails on a {size}x{size} "
+                         f"input ({reason}). Use a larger image_size (the backbone's native size, e.g. 224, is the "
+                         "safe choice; scripts/export_backbone.py --list shows it)") from None

@@ -94,3 +94,31 @@ def test_a_search_over_data_with_a_corrupt_file_scores_finitely(dirty):
         clean = tlc.ImageFolder(dirty, verify=True)
     scores = cross_val_score(make(epochs=1), clean, clean.y, cv=3)  # ImageFolder through the splitter
     assert np.isfinite(scores).all() and scores.shape == (3,)
+
+
+def test_later_fits_on_cached_features_decode_nothing(dirty, monkeypatch, tmp_path):
+    # A model search's later fits find every file's features in the caches (or know the file fails): they decode
+    # nothing, yet skip and drop exactly what the first fit did, and train the same model.
+    folder = tlc.ImageFolder(dirty)
+    scans = []
+    real = tlc._core.ImageSet.scan
+    monkeypatch.setattr(tlc._core.ImageSet, "scan", staticmethod(lambda paths, *a, **k: scans.append(len(paths))
+                                                                 or real(paths, *a, **k)))
+    good = [p for p in folder.paths if "broken" not in p and "Coat" not in p]
+    for cached in ({}, {"reuse_features": False, "cache_dir": str(tmp_path / "cache")}):
+        tlc.clear_feature_cache()
+        scans.clear()
+        fits = []
+        for _ in range(2):
+            with pytest.warns(UserWarning) as record:
+                fits.append(make(epochs=2, **cached).fit(folder))
+            text = " ".join(str(w.message) for w in record)
+            assert "3 of 39 file(s) could not be decoded" in text and "['Coat'] dropped" in text, text
+        assert scans == [39], (cached, scans)  # the first fit decoded, the second did not
+        assert fits[1].used_cached_features_ and fits[1].classes_.tolist() == ["Bag", "Sneaker", "Trouser"]
+        assert np.allclose(fits[0].predict_proba(good), fits[1].predict_proba(good), atol=1e-6)
+    # Fine-tuning trains on the pixels: it decodes.
+    scans.clear()
+    with pytest.warns(UserWarning):
+        make(epochs=1, fine_tune_layers=1, fine_tune_epochs=1).fit(folder)
+    assert scans == [39]
