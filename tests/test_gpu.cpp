@@ -12,6 +12,8 @@
 #include "test_util.h"
 #include "tiny_training.h"
 #include "tlc/augment.h"
+#include "tlc/backbone.h"
+#include "tlc/engine.h"
 #include "tlc/device.h"
 #include "tlc/model_file.h"
 #include "tlc/normalize.h"
@@ -178,4 +180,44 @@ TEST(Gpu, OutOfMemoryIsAClearErrorWithTheWayOut) {
   EXPECT_NE(r.out.find("--batch-size"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(t.path() / "run" / "model.pt"));
   std::cout << "[ message  ] " << r.out.substr(r.out.find("tlc: error")) << "\n";
+}
+
+// The CUDA-graph engine (issue 20's compiled path on CUDA): after the warm-up its replays give what the eager
+// engine gives, for the captured shape and for one it never captures; weights_changed re-captures with the new
+// weights; a Backbone on CUDA runs it with TLC_CUDA_GRAPHS=1 only.
+TEST(Gpu, CudaGraphEngineReplaysWhatTheEagerEngineComputes) {
+  if (!have_cuda()) GTEST_SKIP() << kNoGpu;
+  const c10::Device cuda(c10::kCUDA);
+  auto b = tlc::Backbone::load(source("models/tiny_bn.pt"));
+  b.to(cuda);
+  std::shared_ptr<tlc::FrozenEngine> eager = tlc::make_torchscript_engine(b.module(), at::kBFloat16);
+  auto graphs = tlc::with_cuda_graphs(tlc::make_torchscript_engine(b.module(), at::kBFloat16));
+  at::manual_seed(3);
+  auto batch = [&](int64_t n) {
+    return at::randn({n, 3, 32, 32}, at::TensorOptions().device(cuda)).to(at::kBFloat16)
+        .contiguous(at::MemoryFormat::ChannelsLast);
+  };
+  auto same = [&](const at::Tensor& x, const char* what, int i) {
+    auto want = eager->pooled(x), got = graphs->pooled(x);
+    EXPECT_TRUE(at::allclose(want, got, 1e-3, 1e-3)) << what << " call " << i << ": "
+                                                     << (want - got).abs().max().item<double>();
+  };
+  for (int i = 0; i < 8; ++i) same(batch(8), "batch 8", i);  // 3 eager, then captured and replayed
+  same(batch(5), "batch 5 (seen once: eager)", 0);
+  EXPECT_NE(graphs->name().find("+ CUDA graphs"), std::string::npos) << graphs->name();
+  {
+    torch::NoGradGuard ng;
+    for (auto p : b.module().parameters()) p.mul_(1.5);
+  }
+  eager->weights_changed();
+  graphs->weights_changed();
+  for (int i = 0; i < 6; ++i) same(batch(8), "after weights_changed", i);
+  EXPECT_NE(graphs->name().find("+ CUDA graphs"), std::string::npos) << graphs->name();
+
+  setenv("TLC_CUDA_GRAPHS", "1", 1);
+  b.request_engine(tlc::engine_request("auto", "auto", cuda), 32);
+  EXPECT_NE(b.prepare_engine().find("CUDA graphs"), std::string::npos) << b.engine_line();
+  unsetenv("TLC_CUDA_GRAPHS");
+  b.request_engine(tlc::engine_request("auto", "auto", cuda), 32);
+  EXPECT_EQ(b.prepare_engine().find("CUDA graphs"), std::string::npos) << b.engine_line();
 }

@@ -78,6 +78,14 @@ class FrozenEngine {
 
 // The reference: the module itself in float32, or a copy in `dtype` with channels-last weights (bf16/fp16).
 std::unique_ptr<FrozenEngine> make_torchscript_engine(torch::jit::Module module, at::ScalarType dtype);
+// CUDA graphs around `inner` (src/model/engine_cuda_graph.cpp, builds with CUDA only): on a CUDA device, a
+// batch shape seen 3 times is captured into a graph once and replayed from then on (one launch instead of the
+// backbone's hundreds); other shapes, and CPU inputs, run `inner` as is. A failed capture turns graphs off for
+// the engine, says why in name(), and runs eagerly. Backbone wraps its TorchScript engine on CUDA in it when
+// TLC_CUDA_GRAPHS=1: opt-in until a GPU has run it (no CUDA line of tlc has run yet; docs/GPU.md).
+std::shared_ptr<FrozenEngine> with_cuda_graphs(std::shared_ptr<FrozenEngine> inner);
+// Whether this build has with_cuda_graphs and TLC_CUDA_GRAPHS=1 asks for it.
+bool cuda_graphs_enabled();
 
 // OpenVINO's CPU runtime on the module converted to OpenVINO IR for [N,3,size,size] input (any N). The
 // conversion runs once per distinct backbone (keyed by its serialized bytes, OpenVINO's version and the size)

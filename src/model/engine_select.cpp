@@ -2,6 +2,8 @@
 // TorchScript fallback and the one log line that says what runs and why.
 #include <ATen/Parallel.h>
 
+#include <cstdlib>
+
 #include "tlc/backbone.h"
 #include "tlc/device.h"
 #include "tlc/error.h"
@@ -10,7 +12,26 @@ namespace tlc {
 
 namespace {
 at::ScalarType dtype_of(const std::string& precision) { return precision == "bf16" ? at::kBFloat16 : at::kFloat; }
+
+bool on_cuda(const torch::jit::Module& m) {
+  for (const auto& p : m.parameters()) return p.is_cuda();
+  return false;
+}
 }  // namespace
+
+bool cuda_graphs_enabled() {
+#ifdef TLC_WITH_CUDA
+  // Opt-in until a GPU has run them (scripts/gpu_check.sh's "graphs" stage measures both ways).
+  const char* v = std::getenv("TLC_CUDA_GRAPHS");
+  return v && std::string(v) == "1";
+#else
+  return false;
+#endif
+}
+
+#ifndef TLC_WITH_CUDA
+std::shared_ptr<FrozenEngine> with_cuda_graphs(std::shared_ptr<FrozenEngine> inner) { return inner; }
+#endif
 
 void Backbone::request_engine(const EngineRequest& req, int64_t image_size, int threads) {
   choice_ = choose_engine(req);
@@ -60,7 +81,10 @@ void Backbone::build_engine() const {
       fallback = e.what();
     }
   }
-  if (!engine_) engine_ = make_torchscript_engine(module_, dtype_of(choice_.precision));
+  if (!engine_) {
+    engine_ = make_torchscript_engine(module_, dtype_of(choice_.precision));
+    if (on_cuda(module_) && cuda_graphs_enabled()) engine_ = with_cuda_graphs(engine_);
+  }
   engine_line_ = "engine: " + engine_->name() + " (" + choice_.reason + ")";
   if (choice_.precision == "int8" && fallback.empty()) engine_line_ += "; calibrated on " + calibration_what_;
   if (!fallback.empty()) engine_line_ += "; OpenVINO was chosen but could not be made, so TorchScript runs: " + fallback;
