@@ -72,17 +72,21 @@ class FrozenEngine {
   // The backbone's weights changed (fine-tuning): take them again before the next forward.
   virtual void weights_changed() = 0;
   virtual void to(const c10::Device& device) = 0;
-  // "torchscript fp32", "openvino 2026.4.1 bf16", ...
+  // "torchscript fp32", "openvino 2026.4.1 bf16", ...: fixed once built (the disk cache keys on it).
   virtual std::string name() const = 0;
+  // What happened since it was built, when that is worth a line ("" for most engines; the CUDA-graph engine:
+  // how many graphs it captured and replayed, or why graphs went off).
+  virtual std::string status() const { return ""; }
 };
 
 // The reference: the module itself in float32, or a copy in `dtype` with channels-last weights (bf16/fp16).
 std::unique_ptr<FrozenEngine> make_torchscript_engine(torch::jit::Module module, at::ScalarType dtype);
 // CUDA graphs around `inner` (src/model/engine_cuda_graph.cpp, builds with CUDA only): on a CUDA device, a
-// batch shape seen 3 times is captured into a graph once and replayed from then on (one launch instead of the
-// backbone's hundreds); other shapes, and CPU inputs, run `inner` as is. A failed capture turns graphs off for
-// the engine, says why in name(), and runs eagerly. Backbone wraps its TorchScript engine on CUDA in it when
-// TLC_CUDA_GRAPHS=1: opt-in until a GPU has run it (no CUDA line of tlc has run yet; docs/GPU.md).
+// batch of up to 32 images whose shape was seen twice is captured into a graph once and replayed from then on
+// (one launch instead of the backbone's hundreds; 4 shapes at most, least recently used out); larger batches,
+// and CPU inputs, run `inner` as is. A failed capture turns graphs off in the process, says why in status(),
+// and runs eagerly. Backbone wraps its TorchScript engine on CUDA in it when TLC_CUDA_GRAPHS=1: opt-in until a
+// GPU has run it (no CUDA line of tlc has run yet; docs/GPU.md).
 std::shared_ptr<FrozenEngine> with_cuda_graphs(std::shared_ptr<FrozenEngine> inner);
 // Whether this build has with_cuda_graphs and TLC_CUDA_GRAPHS=1 asks for it.
 bool cuda_graphs_enabled();

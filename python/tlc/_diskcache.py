@@ -46,7 +46,9 @@ def _load(path):
 
 class DiskStore:
     """Rows of one setting and view (`key`: the in-process cache's setting tuple plus the view) under `root`.
-    Call get() and add() inside locked()."""
+    Call add() inside locked(), and get() there too when its answer decides what to compute; a get() outside
+    it (tlc._features.undecoded_set's check) is safe, as shards never change once in place, but may miss rows
+    another process is writing."""
 
     def __init__(self, root, key):
         self.dir = os.path.join(os.fspath(root), SUBDIR)

@@ -230,11 +230,8 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
   const at::ScalarType in_dtype = bb.frozen_dtype();
   const bool nhwc = bb.frozen_channels_last();
   auto input = [&](const at::Tensor& pixels) { return normalize(pixels, spec, in_dtype, nhwc ? Layout::nhwc : Layout::nchw); };
-  auto describe = [&] {
-    return bb.info().arch + " on " + bb.engine_name() + (nhwc ? " channels-last" : "") + ", batch " +
-           std::to_string(opt.batch_size) + ", " + std::to_string(size) + "px, " + dev.str();
-  };
-  const std::string what = describe();
+  const std::string what = bb.info().arch + " on " + bb.engine_name() + (nhwc ? " channels-last" : "") + ", batch " +
+                           std::to_string(opt.batch_size) + ", " + std::to_string(size) + "px, " + dev.str();
   {
     at::Tensor x = input(u8);
     log << "bench: backbone " << what << "\n";
@@ -242,8 +239,10 @@ std::vector<BenchFigure> run_bench(const BenchOptions& opt, std::ostream& log) {
       bb.pooled_features(x);
       sync();
     });
-    // Described after the runs: an engine may have changed course (a CUDA graph capture that failed says so).
-    figs.push_back({"backbone", "img/s", describe() + ", " + std::to_string(at::get_num_threads()) + " threads",
+    // What the engine did in the runs (the CUDA-graph engine: captures and replays, or why graphs went off).
+    const std::string status = bb.engine_status();
+    figs.push_back({"backbone", "img/s", what + ", " + std::to_string(at::get_num_threads()) + " threads" +
+                                             (status.empty() ? "" : "; " + status),
                     static_cast<double>(opt.batch_size) / t});
     if (opt.peers && dev.is_cpu()) bench_peers(opt, figs.back().value, at::get_num_threads(), figs, log);
   }
