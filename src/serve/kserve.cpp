@@ -257,7 +257,7 @@ json model_metadata(const std::string& name, const ModelMeta& meta, int64_t max_
           {"versions", {"1"}},
           {"platform", "tlc_torchscript"},
           {"inputs",
-           {{{"name", kImageInput}, {"datatype", "BYTES"}, {"shape", {-1}}},
+           {{{"name", kImageInput}, {"datatype", "BYTES"}, {"shape", {-1, 1}}},
             {{"name", kPixelsInput}, {"datatype", "UINT8"}, {"shape", {-1, -1, -1, 3}}}}},
           {"outputs", {{{"name", kProbabilitiesOutput}, {"datatype", "FP32"}, {"shape", {-1, k}}}}},
           {"parameters",
@@ -271,13 +271,14 @@ json model_metadata(const std::string& name, const ModelMeta& meta, int64_t max_
 json model_config(const std::string& name, const ModelMeta& meta, int64_t max_batch) {
   const int64_t k = static_cast<int64_t>(meta.classes.size());
   // Triton's configuration leaves the batch dimension out of dims; a BYTES input of one element per image
-  // is dims [1] there (clients then send shape [N,1], which the server takes as well as [N]).
+  // is dims [1] there (clients then send shape [N,1], which the server takes as well as [N]). A request sends
+  // IMAGE or PIXELS, so both are optional (perf_analyzer then sends only the inputs its data names).
   return {{"name", name},
           {"platform", "tlc_torchscript"},
           {"max_batch_size", max_batch},
           {"input",
-           {{{"name", kImageInput}, {"data_type", "TYPE_STRING"}, {"dims", {1}}},
-            {{"name", kPixelsInput}, {"data_type", "TYPE_UINT8"}, {"dims", {-1, -1, 3}}}}},
+           {{{"name", kImageInput}, {"data_type", "TYPE_STRING"}, {"dims", {1}}, {"optional", true}},
+            {{"name", kPixelsInput}, {"data_type", "TYPE_UINT8"}, {"dims", {-1, -1, 3}}, {"optional", true}}}},
           {"output", {{{"name", kProbabilitiesOutput}, {"data_type", "TYPE_FP32"}, {"dims", {k}}}}},
           {"dynamic_batching", json::object()},
           {"parameters", {{"classes", {{"string_value", json(meta.classes).dump()}}}}}};

@@ -90,7 +90,7 @@ def test_protocol_routes(server):
         assert status == 200, body
         m = json.loads(body)
         assert m["name"] == MODEL
-        assert m["inputs"][0] == {"name": "IMAGE", "datatype": "BYTES", "shape": [-1]}
+        assert m["inputs"][0] == {"name": "IMAGE", "datatype": "BYTES", "shape": [-1, 1]}
         assert m["outputs"][0]["name"] == "PROBABILITIES" and m["outputs"][0]["shape"] == [-1, 3]
         assert m["parameters"]["classes"] == ["Bag", "Sneaker", "Trouser"]
         assert m["parameters"]["image_size"] == 32

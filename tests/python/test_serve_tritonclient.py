@@ -34,7 +34,7 @@ def test_health_and_metadata(client):
     meta = client.get_server_metadata()
     assert meta["name"] == "tlc" and {"binary_tensor_data", "classification"} <= set(meta["extensions"])
     m = client.get_model_metadata(MODEL)
-    assert m["inputs"][0] == {"name": "IMAGE", "datatype": "BYTES", "shape": [-1]}
+    assert m["inputs"][0] == {"name": "IMAGE", "datatype": "BYTES", "shape": [-1, 1]}
     assert m["outputs"][0]["name"] == "PROBABILITIES" and m["outputs"][0]["datatype"] == "FP32"
     assert m["parameters"]["classes"] == CLASSES
     assert client.get_model_config(MODEL)["max_batch_size"] == 4
