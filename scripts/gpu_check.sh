@@ -147,24 +147,7 @@ if ! skip graphs; then
         --iterations $((ITERS * 3)) "${files[@]}" --no-peers --json > "$OUT/tlc_bench_graphs${g}_b$bs.json" \
         2>> "$OUT/tlc_bench_graphs.log" || note "CUDA-graph bench FAILED (TLC_CUDA_GRAPHS=$g, batch $bs): see tlc_bench_graphs.log"
     done
-  done
-  python3 - "$OUT" <<'EOF' | tee -a "$SUMMARY"
-import json, os, sys
-out = sys.argv[1]
-def figure(g, bs, name):
-    try:
-        figs = json.load(open(os.path.join(out, f"tlc_bench_graphs{g}_b{bs}.json")))
-        return next(f for f in figs if f["name"] == name)
-    except (OSError, ValueError, StopIteration):
-        return None
-for bs, name in ((1, "backbone"), (32, "backbone"), (32, "first_pass")):
-    on, off = figure(1, bs, name), figure(0, bs, name)
-    if on and off:
-        print(f"CUDA graphs, {name} at batch {bs}: {on['value']:.1f} {on['unit']} with, {off['value']:.1f} without "
-              f"({on['value'] / off['value']:.2f}x); with: {on['detail']}")
-    else:
-        print(f"CUDA graphs, {name} at batch {bs}: no figure (see tlc_bench_graphs.log)")
-EOF
+  done  # the table's "CUDA graphs" rows (scripts/gpu_summary.py) compare them
 fi
 
 if ! skip e2e; then

@@ -85,6 +85,13 @@ def main():
         note="tlc: whole epochs from JPEG files, fp32 trained layers; torch: steps on a resident batch")
     row("fine-tune, prefix cache on vs off", history_ips("run_ft_auto", "fine-tune"), history_ips("run_ft_off", "fine-tune"),
         "img/s", 3.0)
+    # CUDA graphs (opt-in, TLC_CUDA_GRAPHS=1) against the same bench without them; no goal until measured.
+    graphs = {(g, bs): {f["name"]: f for f in load_json(os.path.join(out, f"tlc_bench_graphs{g}_b{bs}.json")) or []}
+              for g in (1, 0) for bs in (1, 32)}
+    for bs, name in ((1, "backbone"), (32, "backbone"), (32, "first_pass")):
+        on, off = graphs[1, bs].get(name), graphs[0, bs].get(name)
+        row(f"CUDA graphs: {name} at batch {bs}, with vs without", on and on["value"], off and off["value"], "img/s",
+            None, note=on["detail"] if on else "")
     acc_b, acc_f = test_acc("run_acc_bf16"), test_acc("run_acc_fp32")
     gap = None if acc_b is None or acc_f is None else abs(acc_b - acc_f) * 100
     rows.append({"figure": "test accuracy bf16 vs fp32 (points apart)", "tlc": acc_b, "reference": acc_f, "ratio": gap,
