@@ -117,6 +117,28 @@ TEST(AugmentTraining, FreshViewsComeFromTheSeed) {
   EXPECT_GT(max_diff(a, c), 1e-4);
 }
 
+TEST(AugmentTraining, FreshViewsScoreTheValidationSetFromFeaturesComputedOnce) {
+  // The validation images are never augmented: with fresh training views their features are computed once and
+  // every epoch scores them from there, with the same losses as a pass through the backbone each epoch.
+  DecodedSplit d(3, 8, 16, 7);
+  auto o = options("keras", 0);
+  o.epochs = 4;
+  auto cached = make(o, d.classes);
+  const auto hc = cached.fit(d.train, &d.val);
+  EXPECT_NE(cached.cache_note().find("validation images only"), std::string::npos) << cached.cache_note();
+  o.cache_features = "off";
+  auto plain = make(o, d.classes);
+  const auto hp = plain.fit(d.train, &d.val);
+  EXPECT_EQ(plain.cache_note(), "");
+  ASSERT_EQ(hc.size(), hp.size());
+  for (size_t i = 0; i < hc.size(); ++i) {
+    EXPECT_EQ(hc[i].cache, "none");  // the training views are still fresh
+    EXPECT_NEAR(hc[i].val_loss, hp[i].val_loss, 1e-6) << "epoch " << i;
+    EXPECT_DOUBLE_EQ(hc[i].val_acc, hp[i].val_acc) << "epoch " << i;
+  }
+  EXPECT_LT(max_diff(params_of(cached), params_of(plain)), 1e-6);
+}
+
 TEST(AugmentTraining, TransformsAndViewCountKeyTheDiskCache) {
   DecodedSplit d(3, 8, 16, 8);
   TempDir cache;

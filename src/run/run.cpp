@@ -214,7 +214,7 @@ TrainRunResult train_impl(TrainRunOptions opt, std::ostream& out, Start start, R
   std::string cache_logged;
   res.history = clf->fit(p.train, p.val.size() > 0 ? &p.val : nullptr, [&](const EpochStats& s) {
     sink.close();
-    if (s.cache != "none" && clf->cache_note() != cache_logged) log << "  " << (cache_logged = clf->cache_note()) << "\n";
+    if (!clf->cache_note().empty() && clf->cache_note() != cache_logged) log << "  " << (cache_logged = clf->cache_note()) << "\n";
     log_epoch(log, s, last);
   });
   finish_run(*clf, p, opt.out_dir, res, result_out);

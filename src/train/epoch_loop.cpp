@@ -142,7 +142,7 @@ std::vector<EpochStats> TransferClassifier::run_phase(const ImageSet& train, con
     return detail::evaluate_in_order(*val, opt_.batch_size, device_, detail::shard_range(val->size(), world()),
                                      [&](int64_t b0, int64_t b1) {
       at::Tensor act = ph.val_plain.slice(0, b0, b1);
-      return head_->forward(ph.kind == Phase::pooled ? act : backbone_.forward_range(act, ph.split, ph.length).mean({2, 3}));
+      return head_->forward(ph.kind == Phase::prefix ? backbone_.forward_range(act, ph.split, ph.length).mean({2, 3}) : act);
     });
   };
 

@@ -80,7 +80,8 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     torch::NoGradGuard ng;
     std::vector<at::Tensor> parts;
     const bool flipped = flip_aug && view == 1;
-    const std::string label = std::string(ph.kind == Phase::pooled ? "caching features" : "caching frozen prefix") +
+    const bool pooled = ph.kind != Phase::prefix;  // none: the validation features of fresh views
+    const std::string label = std::string(pooled ? "caching features" : "caching frozen prefix") +
                               (flipped ? " (flipped)"
                                : view > 0 ? " (view " + std::to_string(view) + " of " + std::to_string(pool - 1) + ")"
                                           : "");
@@ -98,17 +99,14 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       done += pixels.size(0);
       at::Tensor x;
       if (view > 0 && !flip_aug) {
-        x = augmented_input(pixels, std::vector<int64_t>(static_cast<size_t>(pixels.size(0)), view - 1),
-                            ph.kind == Phase::pooled);
+        x = augmented_input(pixels, std::vector<int64_t>(static_cast<size_t>(pixels.size(0)), view - 1), pooled);
       } else {
-        x = backbone_input(pixels, flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor(), ph.kind == Phase::pooled);
+        x = backbone_input(pixels, flipped ? at::ones({pixels.size(0)}, at::kByte) : at::Tensor(), pooled);
       }
-      parts.push_back(ph.kind == Phase::pooled ? backbone_.pooled_features(x)
-                                               : backbone_.forward_prefix(x, ph.split));
+      parts.push_back(pooled ? backbone_.pooled_features(x) : backbone_.forward_prefix(x, ph.split));
     }
     if (progress_) progress_(label, hi - lo, hi - lo);
-    std::vector<int64_t> empty_shape = ph.kind == Phase::pooled ? std::vector<int64_t>{0, backbone_.info().output_channels}
-                                                                : prefix_shape;
+    std::vector<int64_t> empty_shape = pooled ? std::vector<int64_t>{0, backbone_.info().output_channels} : prefix_shape;
     empty_shape[0] = 0;
     at::Tensor mine = parts.empty() ? at::zeros(empty_shape, at::TensorOptions().device(device_)) : at::cat(parts);
     return world().allgather_rows(mine);
@@ -190,6 +188,19 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     }
   }
 
+  // Fresh views: the head phase still scores the validation images, never augmented, from features computed
+  // once (from the first pass when it streamed them), within the memory budget. Not while fine-tuning: the
+  // backbone changes under them. Not on disk: a pass over the validation set is all the disk would save.
+  if (fresh_views && !fine_tune && val && opt_.cache_features != "off" &&
+      (opt_.cache_features == "on" || val->size() * backbone_.info().output_channels * 4 <= budget)) {
+    auto it = first_pass_.find("val");
+    at::Tensor streamed = it != first_pass_.end() && !it->second.plain.empty() ? at::cat(it->second.plain) : at::Tensor();
+    ph.val_plain = streamed.defined() && streamed.size(0) == val->size() ? streamed : extract(*val, 0);
+    cache_note_ = "feature cache: " + std::to_string(val->size()) + " validation images only (fresh views train on " +
+                  std::to_string(train.size()) + " images through the backbone every epoch), " +
+                  format_bytes(ph.val_plain.numel() * ph.val_plain.element_size()) + " on " + device_.str();
+  }
+
   if (ph.kind != Phase::none) {
     int64_t bytes = 0;
     for (const at::Tensor* t : {&ph.train_plain, &ph.train_flipped, &ph.val_plain})
@@ -210,8 +221,8 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   ChunkSink sink;
   first_pass_.erase(role);
   if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
-  // Fresh augmented views every epoch (--augment-views 0): the head phase caches nothing to fill.
-  if (!aug_.none() && !aug_.flip_only() && opt_.augment_views == 0) return sink;
+  // Fresh augmented views every epoch (--augment-views 0): the head phase caches only the validation features.
+  if (!aug_.none() && !aug_.flip_only() && opt_.augment_views == 0 && role != "val") return sink;
   sink.chunk = opt_.batch_size;
   sink.device = device_;
   if (!gpu_decoder_) gpu_decoder_ = open_gpu_decoder(parse_decode_backend(opt_.decode), device_);

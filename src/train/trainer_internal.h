@@ -29,6 +29,8 @@ struct TransferClassifier::Phase {
   // A pool of views (--augment-views K: pool = K + 1): train_plain holds pool * N rows, view v of image i in
   // row v * N + i (view 0 the plain image, view v > 0 draw_view's view v - 1).
   int64_t pool = 0;
+  // val_plain: pooled features (kind pooled, or kind none with fresh views: the validation images are never
+  // augmented, so the head phase scores them from features computed once) or the prefix's maps (kind prefix).
   at::Tensor train_plain, train_flipped, val_plain;
 };
 
