@@ -136,6 +136,9 @@ class TransferClassifier {
   // What the last phase cached, and its size, for the log ("" when it cached nothing).
   const std::string& cache_note() const { return cache_note_; }
   const AugmentSpec& augmentation() const { return aug_; }
+  // The augmentation the weights were trained with (canonical text): fit()'s, or the loaded file's. What save()
+  // stores, and what test-time views default to.
+  const std::string& trained_augment() const { return trained_augment_; }
   // Pooled features [N,C] of a set's images (flipped: mirrored), in order, by the frozen backbone in the
   // classifier's precision: what the head phase trains on. Each call is one backbone pass over the set.
   at::Tensor pooled_features(const ImageSet& set, bool flipped = false);
@@ -209,6 +212,7 @@ class TransferClassifier {
   std::map<std::string, FirstPass> first_pass_;
   bool used_first_pass_ = false;
   AugmentSpec aug_;
+  std::string trained_augment_ = "none";
   std::string cache_note_;
   std::shared_ptr<GpuDecoder> gpu_decoder_;  // made by the first sink that decodes on the GPU
 

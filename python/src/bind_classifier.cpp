@@ -140,6 +140,8 @@ void bind_classifier(pyb::module_& m) {
       .def_property_readonly("image_size", [](TransferClassifier& c) { return c.preprocess().image_size; })
       .def_property_readonly("normalize", [](TransferClassifier& c) { return to_string(c.preprocess().mode); })
       .def_property_readonly("resize", [](TransferClassifier& c) { return to_string(c.preprocess().resize); })
+      .def_property_readonly("trained_augment", &TransferClassifier::trained_augment,
+                             "The augmentation the weights were trained with (fit's, or the loaded file's)")
       .def_property_readonly("device", [](TransferClassifier& c) { return c.device().str(); })
       .def_property_readonly("engine", [](TransferClassifier& c) { return c.backbone().prepare_engine(); })
       .def_property_readonly("engine_choice", [](TransferClassifier& c) {

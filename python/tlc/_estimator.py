@@ -336,7 +336,7 @@ def load(path, device=None, batch_size=None):
     A file from save() gives back the estimator that was saved: its classes_ (label values and dtype), every
     constructor parameter (so clone(loaded).fit works where the backbone file is) and history_. A CLI file has
     no such facts: classes_ are its class names (strings) and the parameters are the file's image_size,
-    normalize and resize. device / batch_size: None keeps the saved ones (else "auto" and 32)."""
+    normalize, resize and augment (its training augmentation, which tta= draws its views from). device / batch_size: None keeps the saved ones (else "auto" and 32)."""
     path = os.fspath(path)
     facts = _persist.read_extra(path)
     params = _persist.decode_params(facts["params"]) if facts else {}
@@ -347,8 +347,9 @@ def load(path, device=None, batch_size=None):
     options = _persist.load_options(dict(params, device=device, batch_size=batch_size))
     m = call(_core.Classifier.load, path, options, path=path)
     est = TransferClassifier()
+    # A CLI file's training augmentation (the default of tta='s views) comes from the file; save()'s are in params.
     params.update(image_size=m.image_size, normalize=params.get("normalize", m.normalize), resize=m.resize,
-                  device=device, batch_size=batch_size)
+                  augment=params.get("augment", m.trained_augment), device=device, batch_size=batch_size)
     est.set_params(**{k: v for k, v in params.items() if k in est.get_params(deep=False)})
     est.model_ = m
     if facts:

@@ -81,6 +81,7 @@ TransferClassifier TransferClassifier::load(const std::string& model_path, Train
   pre.resize = m.meta().resize;
   Backbone b = Backbone::from_module(mod.attr("backbone").toModule(), model_path + " (backbone)");
   TransferClassifier clf(std::move(b), m.meta().classes, pre, std::move(opt));
+  clf.trained_augment_ = m.meta().augment;
   torch::NoGradGuard ng;
   if (hidden) {
     clf.head_->hidden_fc->weight.copy_(mod.attr("head_hidden_w").toTensor());
@@ -147,6 +148,7 @@ TransferClassifier::StepResult TransferClassifier::step_on_features(const at::Te
 std::vector<EpochStats> TransferClassifier::fit(const ImageSet& train, const ImageSet* val, const EpochCallback& cb,
                                                 int first_epoch) {
   if (train.size() == 0) throw Error("no training images left after skipping undecodable files");
+  trained_augment_ = opt_.augment;
   calibrate(train);
   std::unique_ptr<Resume> resume = resume_state();
   std::vector<EpochStats> h = resume ? resume->history : std::vector<EpochStats>{};
@@ -266,7 +268,7 @@ void TransferClassifier::save(const std::string& path) {
   meta.resize = pre_.resize;
   meta.backbone_arch = backbone_.info().arch;
   meta.backbone_weights = backbone_.info().weights;
-  meta.augment = opt_.augment;
+  meta.augment = trained_augment_;
   // The file is always written from CPU copies so that it loads anywhere.
   backbone_.to(c10::Device(c10::kCPU));
   try {

@@ -38,6 +38,29 @@ def test_cli_trained_model_predicts_identically_from_python(small_folder, tmp_pa
     assert list(clf.predict(folder.paths[:6])) == [rec["label"] for rec in cli]
 
 
+def test_cli_trained_augmentation_comes_back_and_tta_matches_the_cli(small_folder, tmp_path):
+    # The file's training augmentation is the default of tta's views, in Python as in `tlc predict --tta`.
+    run = tmp_path / "run"
+    subprocess.run([CLI, "train", small_folder, "--backbone", TINY_BN, "--image-size", "32", "--epochs", "1",
+                    "--augment", "light", "--out", str(run), "--device", "cpu"], check=True, capture_output=True)
+    folder = tlc.ImageFolder(small_folder)
+    out = subprocess.run([CLI, "predict", str(run), *folder.paths[:4], "--json", "--device", "cpu", "--tta", "3"],
+                         check=True, capture_output=True, text=True).stdout
+    cli = json.loads(out)
+    clf = tlc.load(str(run), device="cpu")
+    assert clf.augment == tlc._core.canonical_augment("light")
+    clf.set_params(tta=3)
+    p = clf.predict_proba(folder.paths[:4])
+    for row, rec in zip(p, cli):
+        expect = np.array([rec["probabilities"][c] for c in clf.classes_])
+        assert np.allclose(row, expect, atol=1e-5), (row, expect)
+    # Saved again from Python, the file keeps it for the CLI.
+    path = tmp_path / "again.pt"
+    clf.save(str(path))
+    assert tlc.load(str(path)).augment == clf.augment
+    assert str(torch.jit.load(str(path)).augment) == clf.augment
+
+
 def test_save_load_keeps_labels_and_params_and_clone_refits(small_folder, tmp_path):
     from sklearn.base import clone
     folder = tlc.ImageFolder(small_folder)
