@@ -171,6 +171,18 @@ def case_parity_uncached_flip_weights(a, tmp):
                "--fine-tune-epochs", "1"])
 
 
+def case_parity_augment_views(a, tmp):
+    # A pool of K = 2 augmented views per image (each rank computes its block of every view; the prefix cache holds
+    # them while fine-tuning), then fresh views (each rank augments its slice of a batch; the validation features
+    # computed once): views are drawn from the image's pixels and the seed, so 2 ranks train what 1 process does.
+    outs = parity(Case(a, os.path.join(tmp, "pool")), ["--augment", "light", "--augment-views", "2", "--fine-tune-layers",
+                                                       "1", "--fine-tune-epochs", "1", "--fine-tune-lr", "0.01"])
+    check("3 views (plain + 2 augmented)" in outs[0], "the 2 ranks did not cache the pool", outs[0])
+    outs = parity(Case(a, os.path.join(tmp, "fresh")), ["--augment", "flip,rotate=20,zoom=1.2", "--fine-tune-layers", "1",
+                                                        "--fine-tune-epochs", "1", "--fine-tune-lr", "0.01"])
+    check("validation images only" in outs[0], "the 2 ranks did not cache the validation features", outs[0])
+
+
 def case_parity_one_bucket_per_parameter(a, tmp):
     # Buckets of ~100 bytes: every parameter's gradient is all-reduced on its own while backward runs, in the
     # same order on every rank (the default 4 MB makes one bucket for the tiny net).
