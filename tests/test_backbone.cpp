@@ -84,6 +84,30 @@ TEST(Backbone, WrongOutputShapeIsAClearError) {
 
 
 // Backbone::load_cached (each fit of the Python estimator loads its backbone through it).
+TEST(Backbone, AnyTrainableReadsTheParametersFlagsAsTheyAre) {
+  // any_trainable() keeps the module's parameter tensors between calls (walking the module is slow): flags set
+  // through unfreeze_last, directly on the module's tensors, and after a move between devices still count.
+  tlc::Backbone b = tlc::Backbone::load(source("models/tiny_cnn.pt"));
+  EXPECT_FALSE(b.any_trainable());
+  EXPECT_TRUE(b.trainable_parameters().empty());
+  const auto unfrozen = b.unfreeze_last(1);
+  ASSERT_FALSE(unfrozen.empty());
+  EXPECT_TRUE(b.any_trainable());
+  EXPECT_EQ(b.trainable_parameters().size(), unfrozen.size());
+  b.unfreeze_last(0);
+  EXPECT_FALSE(b.any_trainable());
+  b.to(c10::Device(c10::kCPU));
+  at::Tensor first = *b.module().parameters().begin();
+  first.set_requires_grad(true);
+  EXPECT_TRUE(b.any_trainable());
+  ASSERT_EQ(b.trainable_parameters().size(), 1u);
+  EXPECT_TRUE(b.trainable_parameters()[0].is_same(first));
+  tlc::Backbone copy = b;  // shares the module, as the class's copies do
+  first.set_requires_grad(false);
+  EXPECT_FALSE(copy.any_trainable());
+  EXPECT_FALSE(b.any_trainable());
+}
+
 TEST(Backbone, LoadCachedGivesIndependentCopiesOfOneLoad) {
   TempDir t;
   fs::copy_file(source("models/tiny_bn.pt"), t.path() / "b.pt");

@@ -147,6 +147,12 @@ class Backbone {
   std::string calibration_what_;
   std::map<int64_t, std::shared_ptr<FrozenEngine>> prefix_engines_;  // by k; null: it could not be made
   void build_engine() const;
+  // module_'s parameter tensors, gathered once per module object (params_of_): walking a TorchScript module's
+  // parameters costs about 0.13 ms for EfficientNet-Lite0 or ResNet-50, and every frozen pass asks whether
+  // anything trains. requires_grad is read from the tensors themselves, so flags set through module() count.
+  mutable const void* params_of_ = nullptr;
+  mutable std::vector<at::Tensor> params_;
+  const std::vector<at::Tensor>& parameter_tensors() const;
 };
 
 std::string module_type_name(const torch::jit::Module& m);

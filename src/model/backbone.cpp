@@ -188,13 +188,24 @@ std::vector<at::Tensor> Backbone::unfreeze_last(int n) {
 
 std::vector<at::Tensor> Backbone::trainable_parameters() const {
   std::vector<at::Tensor> v;
-  for (const auto& p : module_.parameters())
+  for (const auto& p : parameter_tensors())
     if (p.requires_grad()) v.push_back(p);
   return v;
 }
 
+const std::vector<at::Tensor>& Backbone::parameter_tensors() const {
+  // Module::to keeps the tensors (it swaps their data), so only another module object needs a new list.
+  const void* now = module_._ivalue().get();
+  if (now != params_of_) {
+    params_.clear();
+    for (const auto& p : module_.parameters()) params_.push_back(p);
+    params_of_ = now;
+  }
+  return params_;
+}
+
 bool Backbone::any_trainable() const {
-  for (const auto& p : module_.parameters())
+  for (const auto& p : parameter_tensors())
     if (p.requires_grad()) return true;
   return false;
 }
