@@ -23,6 +23,8 @@ struct ServeOptions {
   int64_t max_queue_delay_us = 2000;
   int exit_timeout_s = 30;
   std::string device = "auto", engine = "auto", precision = "auto", resize;
+  int tta = 0;
+  std::string tta_augment;
 };
 
 bool valid_name(const std::string& n) {
@@ -74,9 +76,16 @@ int run_serve(const ServeOptions& o) {
     model.to(device);
     model.set_engine(o.engine, o.precision);
     if (!o.resize.empty()) model.set_resize(parse_resize_mode(o.resize));
+    // Test-time augmentation for every request of every model, as `tlc predict --tta` does it (views drawn from
+    // each image's pixels: a result does not depend on how requests were batched).
+    if (o.tta > 0) model.set_tta(o.tta, tta_augmentation(model.meta(), o.tta_augment));
     std::cerr << "model " << name << ": " << resolve_model_path(path) << " (" << model.meta().classes.size()
               << " classes, " << model.meta().image_size << " px, " << to_string(model.meta().resize) << ")\n  "
               << model.engine_line() << std::endl;
+    if (o.tta > 0)
+      std::cerr << "  test-time augmentation: " << o.tta << " view(s) of " << to_string(model.tta_spec())
+                << ", blended 0.25 plain + 0.75 augmented (each image costs " << o.tta + 1 << " backbone passes)"
+                << std::endl;
     runners.push_back(std::make_unique<serve::ModelRunner>(name, std::move(model), ropt));
   }
   serve::Server server(std::move(runners), o.http, std::cerr);
@@ -172,6 +181,7 @@ void setup_serve(CLI::App& app, int* exit_code) {
   sub->add_option("--device", o->device, "auto (CUDA when present), cpu or cuda")
       ->capture_default_str()->check(CLI::IsMember({"auto", "cpu", "cuda"}));
   add_engine_flags(sub, o->engine, o->precision);
+  add_tta_flags(sub, o->tta, o->tta_augment);
   sub->callback([o, exit_code] { *exit_code = run_serve(*o); });
 }
 
