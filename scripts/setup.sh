@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # OpenCV: only the three modules tlc uses (libopencv-dev would pull every module, VTK and GDAL: 211 packages
-# and 675 MB instead of 66 and 179 MB for this whole list; see README "Set-up cost"). ccache makes rebuilds
+# and 675 MB instead of 66 and 179 MB for this whole list; see docs/BUILD.md, "Set-up cost"). ccache makes rebuilds
 # cheap; giflib decodes GIF (optional in CMake); gloo's headers let tlc use c10d's ProcessGroupGloo; cpp-httplib
 # is the HTTP library of `tlc serve` (optional in CMake, docs/SERVING.md); libb64 is a runtime library of Triton's
 # perf_analyzer (below).
