@@ -5,6 +5,7 @@
 #include <cmath>
 #include <iostream>
 #include <map>
+#include <set>
 #include <numeric>
 
 #include "test_util.h"
@@ -316,6 +317,34 @@ TEST(FirstPass, StreamedFeaturesTrainTheSameHead) {
   auto o = base_options();
   o.cache_features = "off";
   EXPECT_FALSE(static_cast<bool>(make(o).first_pass_sink("train").fn));
+
+  // Fresh augmented views: only the validation set streams, and every epoch scores it from those features with
+  // the losses of a run that computes them in a pass of its own.
+  o = base_options();
+  o.augment = "light";  // augment_views 0: a fresh view per image per epoch
+  auto a = make(o), b = make(o);
+  tlc::ScanReport r;
+  auto train_a = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
+  auto val_a = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r);
+  const auto ha = a.fit(train_a, &val_a);
+  EXPECT_FALSE(static_cast<bool>(b.first_pass_sink("train").fn));
+  auto train_b = tlc::ImageSet::scan(split.train, dopt, 0, 1 << 30, false, r);
+  auto val_b = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r, b.first_pass_sink("val"));
+  std::set<std::string> labels;
+  b.set_progress([&](const std::string& l, int64_t, int64_t) { labels.insert(l); });
+  const auto hb = b.fit(train_b, &val_b);
+  EXPECT_EQ(labels.count("caching features"), 0u) << "the streamed validation features were not used";
+  EXPECT_NE(b.cache_note().find("validation images only"), std::string::npos) << b.cache_note();
+  ASSERT_EQ(ha.size(), hb.size());
+  for (size_t i = 0; i < ha.size(); ++i) EXPECT_NEAR(ha[i].val_loss, hb[i].val_loss, 1e-6) << "epoch " << i;
+  expect_same_params(a.head()->parameters(), b.head()->parameters());
+  // Over the memory budget nothing is kept, and every epoch scores through the backbone.
+  o.cache_memory_mb = 0;
+  auto c = make(o);
+  auto val_c = tlc::ImageSet::scan(split.val, dopt, 0, 1 << 30, false, r, c.first_pass_sink("val"));
+  const auto hc = c.fit(train_b, &val_c);
+  EXPECT_EQ(c.cache_note(), "");
+  for (size_t i = 0; i < ha.size(); ++i) EXPECT_NEAR(ha[i].val_loss, hc[i].val_loss, 1e-6) << "epoch " << i;
 }
 
 // Features computed once (pooled_features) and handed to another classifier (use_features) train the same

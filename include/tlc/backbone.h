@@ -147,10 +147,13 @@ class Backbone {
   std::string calibration_what_;
   std::map<int64_t, std::shared_ptr<FrozenEngine>> prefix_engines_;  // by k; null: it could not be made
   void build_engine() const;
-  // module_'s parameter tensors, gathered once per module object (params_of_): walking a TorchScript module's
-  // parameters costs about 0.13 ms for EfficientNet-Lite0 or ResNet-50, and every frozen pass asks whether
-  // anything trains. requires_grad is read from the tensors themselves, so flags set through module() count.
-  mutable const void* params_of_ = nullptr;
+  // module_'s parameter tensors, gathered once per module object (params_of_, held so that its address cannot
+  // be reused): walking a TorchScript module's parameters costs about 0.13 ms for EfficientNet-Lite0 or
+  // ResNet-50, and every frozen pass asks whether anything trains. requires_grad is read from the tensors
+  // themselves, so flags set through module() count; a parameter replaced by another tensor (setattr) would
+  // not be seen, and nothing in tlc does that. Filled when the backbone is made, so that const readers on
+  // several threads only read it.
+  mutable c10::intrusive_ptr<c10::ivalue::Object> params_of_;
   mutable std::vector<at::Tensor> params_;
   const std::vector<at::Tensor>& parameter_tensors() const;
 };

@@ -128,7 +128,8 @@ class TransferClassifier(ClassifierMixin, BaseEstimator):
         clf = self._classifier(classes, options)
         _validation.check_image_size(clf, size, self.backbone)
         aug = _core.canonical_augment(self.augment)
-        # Fresh views (augment_views=0) are new every epoch: the head phase caches nothing a provider could fill.
+        # Fresh views (augment_views=0) are new every epoch: no training feature for a provider to fill (the
+        # classifier scores the validation images from features it computes once itself).
         caching = self._caching() and not (aug not in ("none", "flip") and int(self.augment_views) == 0)
         disk = os.fspath(self.cache_dir) if self.cache_dir is not None else None
         memory = bool(self.reuse_features)
@@ -336,7 +337,8 @@ def load(path, device=None, batch_size=None):
     A file from save() gives back the estimator that was saved: its classes_ (label values and dtype), every
     constructor parameter (so clone(loaded).fit works where the backbone file is) and history_. A CLI file has
     no such facts: classes_ are its class names (strings) and the parameters are the file's image_size,
-    normalize, resize and augment (its training augmentation, which tta= draws its views from). device / batch_size: None keeps the saved ones (else "auto" and 32)."""
+    normalize, resize and augment (its training augmentation, which tta= draws its views from).
+    device / batch_size: None keeps the saved ones (else "auto" and 32)."""
     path = os.fspath(path)
     facts = _persist.read_extra(path)
     params = _persist.decode_params(facts["params"]) if facts else {}
@@ -352,6 +354,7 @@ def load(path, device=None, batch_size=None):
                   augment=params.get("augment", m.trained_augment), device=device, batch_size=batch_size)
     est.set_params(**{k: v for k, v in params.items() if k in est.get_params(deep=False)})
     est.model_ = m
+    est._trained_augment_ = m.trained_augment  # tta='s views, as after fit (a later set_params(augment=) keeps them)
     if facts:
         est.classes_ = _persist.decode_classes(facts["classes"])
         if [str(c) for c in est.classes_] != list(m.classes):

@@ -92,6 +92,7 @@ Backbone Backbone::from_module(torch::jit::Module module, const std::string& ori
   if (b.info_.output_channels != y.size(1))
     throw Error("backbone " + origin + " says it has " + std::to_string(b.info_.output_channels) +
                 " output channels but gives " + std::to_string(y.size(1)) + "; re-export it");
+  b.parameter_tensors();  // filled now: later const readers only read it
   return b;
 }
 
@@ -195,11 +196,10 @@ std::vector<at::Tensor> Backbone::trainable_parameters() const {
 
 const std::vector<at::Tensor>& Backbone::parameter_tensors() const {
   // Module::to keeps the tensors (it swaps their data), so only another module object needs a new list.
-  const void* now = module_._ivalue().get();
-  if (now != params_of_) {
+  if (params_of_.get() != module_._ivalue().get()) {
     params_.clear();
     for (const auto& p : module_.parameters()) params_.push_back(p);
-    params_of_ = now;
+    params_of_ = module_._ivalue();
   }
   return params_;
 }

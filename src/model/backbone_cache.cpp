@@ -80,6 +80,7 @@ Backbone Backbone::load_cached(const std::string& path) {
   b.module_ = pristine.deepcopy();
   b.info_ = info;
   b.info_.path = path;
+  b.parameter_tensors();  // filled now: later const readers only read it
   return b;
 }
 

@@ -221,19 +221,26 @@ ChunkSink TransferClassifier::first_pass_sink(const std::string& role) {
   ChunkSink sink;
   first_pass_.erase(role);
   if (opt_.epochs <= 0 || opt_.cache_features == "off") return sink;
-  // Fresh augmented views every epoch (--augment-views 0): the head phase caches only the validation features.
-  if (!aug_.none() && !aug_.flip_only() && opt_.augment_views == 0 && role != "val") return sink;
+  // Fresh augmented views every epoch (--augment-views 0): the head phase caches only the validation features,
+  // within the memory budget (prepare_phase's rule), and they are decoded on the CPU like the training images.
+  const bool fresh_val = !aug_.none() && !aug_.flip_only() && opt_.augment_views == 0;
+  if (fresh_val && role != "val") return sink;
   sink.chunk = opt_.batch_size;
   sink.device = device_;
-  if (!gpu_decoder_) gpu_decoder_ = open_gpu_decoder(parse_decode_backend(opt_.decode), device_);
-  sink.gpu = gpu_decoder_.get();
+  if (!fresh_val) {
+    if (!gpu_decoder_) gpu_decoder_ = open_gpu_decoder(parse_decode_backend(opt_.decode), device_);
+    sink.gpu = gpu_decoder_.get();
+  }
   const bool flipped = role == "train" && aug_.flip_only();
   first_pass_[role] = FirstPass{};
   // The first pass is where a large data set spends its first minutes: it shows progress like extraction.
   const std::string label = "decoding + caching features" + std::string(role == "train" ? "" : " (" + role + ")");
-  sink.fn = [this, role, flipped, label](const at::Tensor& pixels, int64_t done, int64_t total) {
+  const int64_t max_rows =
+      fresh_val && opt_.cache_features != "on" ? opt_.cache_memory_mb * 1024 * 1024 / (backbone_.info().output_channels * 4)
+                                               : -1;
+  sink.fn = [this, role, flipped, label, max_rows](const at::Tensor& pixels, int64_t done, int64_t total) {
     check_interrupt("running the first pass (" + label + ")");
-    if (pixels.size(0) > 0) {
+    if (pixels.size(0) > 0 && (max_rows < 0 || total <= max_rows)) {
       torch::NoGradGuard ng;
       FirstPass& fp = first_pass_.at(role);
       fp.plain.push_back(backbone_.pooled_features(backbone_input(pixels, at::Tensor(), true)));

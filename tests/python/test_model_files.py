@@ -54,6 +54,10 @@ def test_cli_trained_augmentation_comes_back_and_tta_matches_the_cli(small_folde
     for row, rec in zip(p, cli):
         expect = np.array([rec["probabilities"][c] for c in clf.classes_])
         assert np.allclose(row, expect, atol=1e-5), (row, expect)
+    # The views stay the model's, as after fit: a changed augment= is for the next fit.
+    clf.set_params(augment="none")
+    assert np.allclose(clf.predict_proba(folder.paths[:4]), p, atol=1e-6)
+    clf.set_params(augment=tlc._core.canonical_augment("light"))
     # Saved again from Python, the file keeps it for the CLI.
     path = tmp_path / "again.pt"
     clf.save(str(path))

@@ -10,14 +10,7 @@ import pytest
 
 from conftest import TINY_BN
 from serve_client import CLI, Server, infer_body, probabilities, request
-
-
-def _serve_built():
-    try:
-        return subprocess.run([CLI, "serve", "--help"], capture_output=True, timeout=60).returncode == 0
-    except OSError:
-        return False
-
+from test_serve import _serve_built
 
 pytestmark = pytest.mark.skipif(not _serve_built(), reason="this tlc was built without cpp-httplib (no tlc serve)")
 
