@@ -32,9 +32,13 @@ def test_perf_analyzer_runs_unchanged(server, files, tmp_path):
     data.write_text(json.dumps({"data": [{"IMAGE": {"b64": base64.b64encode(struct.pack("<I", len(raw)) + raw).decode()}}]}))
     before = metric(server.port, "tlc_inference_request_success", MODEL)
     failed_before = metric(server.port, "tlc_inference_request_failure", MODEL)
+    # --stability-percentage 10000: perf_analyzer's own stability rule (the last 3 windows within 10% of each
+    # other) judges the machine, not the server; on shared 2-core machines it failed one run in several ("Failed
+    # to obtain stable measurement"). This test is about perf_analyzer running against tlc serve; speed is a
+    # benchmark's job (scripts/bench_serve.py).
     r = subprocess.run([exe, "-m", MODEL, "-u", "127.0.0.1:%d" % server.port, "-i", "http", "--input-data", str(data),
                         "-b", "1", "--concurrency-range", "2", "--measurement-mode", "count_windows",
-                        "--measurement-request-count", "40", "--max-trials", "3"],
+                        "--measurement-request-count", "40", "--max-trials", "3", "--stability-percentage", "10000"],
                        env=dict(os.environ, LD_LIBRARY_PATH=PA_DIR), capture_output=True, text=True, timeout=240)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out
