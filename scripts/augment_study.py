@@ -23,6 +23,9 @@ The settings:
 bf16, rounds the cached training features (plain, flipped and the K views) to bfloat16 before the head sees
 them: what storing the pool in bf16 would cost in accuracy (docs/AUGMENTATION.md). Compare the two runs.
 
+--fine-tune-blocks N then fine-tunes the backbone's last N blocks (--fine-tune-epochs, --fine-tune-lr) after
+the head: the pool of K views goes into the prefix cache, fresh views run the whole backbone.
+
 Prints one line per fit and Markdown tables: accuracy mean (std) per setting and size, fit time, TTA gain.
 """
 import argparse
@@ -105,6 +108,9 @@ def main():
     ap.add_argument("--settings", nargs="+",
                     default=["none", "flip", "light:K", "keras:K", "fastai:K", "timm:K", "fastai:fresh"])
     ap.add_argument("--store", choices=["fp32", "bf16"], help="train on the feature cache, stored at this precision")
+    ap.add_argument("--fine-tune-blocks", type=int, default=0, help="then fine-tune the backbone's last N blocks")
+    ap.add_argument("--fine-tune-epochs", type=int, default=5)
+    ap.add_argument("--fine-tune-lr", type=float, default=1e-4)
     a = ap.parse_args()
     if a.store == "bf16":
         store_in_bf16()
@@ -119,7 +125,10 @@ def main():
                 views = a.views if mode == "K" else 0
                 est = tlc.TransferClassifier(backbone=a.backbone, image_size=a.image_size, epochs=a.epochs,
                                              optimizer="adam", lr=1e-3, augment=aug, augment_views=views,
-                                             random_state=seed, reuse_features=a.store is not None)
+                                             random_state=seed, reuse_features=a.store is not None,
+                                             fine_tune_blocks=a.fine_tune_blocks,
+                                             fine_tune_epochs=a.fine_tune_epochs if a.fine_tune_blocks else 0,
+                                             fine_tune_lr=a.fine_tune_lr)
                 t0 = time.perf_counter()
                 est.fit(xtr, ytr)
                 fit_s = time.perf_counter() - t0
@@ -136,7 +145,9 @@ def main():
     name = "scikit-learn digits (8x8)" if a.dataset == "digits" else "Fashion-MNIST"
     print(f"\n{a.seeds} seeds; {name}, 10 classes, N training images per class, {a.test} test images per "
           f"class; {a.backbone}; {a.image_size} px; {a.epochs} epochs adam 1e-3, batch 32; K = {a.views}"
-          + (f"; training features from the cache, stored in {a.store}" if a.store else "") + "\n")
+          + (f"; training features from the cache, stored in {a.store}" if a.store else "")
+          + (f"; then the last {a.fine_tune_blocks} block(s) fine-tuned for {a.fine_tune_epochs} epochs, adam "
+             f"{a.fine_tune_lr:g}" if a.fine_tune_blocks else "") + "\n")
     print("| setting | " + " | ".join(f"{n}/class: accuracy, mean (std) | fit s" for n in a.sizes) + " |")
     print("|---|" + "---|---|" * len(a.sizes))
     for s in a.settings:
