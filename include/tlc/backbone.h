@@ -117,8 +117,8 @@ class Backbone {
   // weights before its next use. Without a request: the module itself, in float32.
   void request_engine(const EngineRequest& req, int64_t image_size, int threads = 0);
   const std::string& prepare_engine() const;  // builds it when needed; returns engine_line()
-  const std::string& engine_line() const { return engine_line_; }
-  std::string engine_status() const { return engine_ ? engine_->status() : ""; }  // FrozenEngine::status()  // "engine: openvino 2026.4.1 fp32 (auto: ...)"
+  const std::string& engine_line() const { return engine_line_; }  // "engine: openvino 2026.4.1 fp32 (auto: ...)"
+  std::string engine_status() const { return engine_ ? engine_->status() : ""; }  // FrozenEngine::status()
   const EngineChoice& engine_choice() const { return choice_; }
   // --precision int8 calibrates the engine's activation ranges on images like the ones it will see: normalized
   // float32 NCHW at the engine's size (tlc/calibration.h makes them), set before the engine is built; `what`

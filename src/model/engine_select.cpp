@@ -13,10 +13,6 @@ namespace tlc {
 namespace {
 at::ScalarType dtype_of(const std::string& precision) { return precision == "bf16" ? at::kBFloat16 : at::kFloat; }
 
-bool on_cuda(const torch::jit::Module& m) {
-  for (const auto& p : m.parameters()) return p.is_cuda();
-  return false;
-}
 }  // namespace
 
 bool cuda_graphs_enabled() {
@@ -83,7 +79,8 @@ void Backbone::build_engine() const {
   }
   if (!engine_) {
     engine_ = make_torchscript_engine(module_, dtype_of(choice_.precision));
-    if (on_cuda(module_) && cuda_graphs_enabled()) engine_ = with_cuda_graphs(engine_);
+    const auto& params = parameter_tensors();
+    if (!params.empty() && params.front().is_cuda() && cuda_graphs_enabled()) engine_ = with_cuda_graphs(engine_);
   }
   engine_line_ = "engine: " + engine_->name() + " (" + choice_.reason + ")";
   if (choice_.precision == "int8" && fallback.empty()) engine_line_ += "; calibrated on " + calibration_what_;

@@ -111,6 +111,17 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
     at::Tensor mine = parts.empty() ? at::zeros(empty_shape, at::TensorOptions().device(device_)) : at::cat(parts);
     return world().allgather_rows(mine);
   };
+  // Pooled features the scan computed while decoding (first_pass_sink), when they cover `rows`; else undefined
+  // (and a pass computes them). Never for the prefix cache, whose rows are the prefix's maps.
+  auto streamed = [&](const std::string& role, bool flipped, int64_t rows) {
+    if (ph.kind == Phase::prefix) return at::Tensor();
+    auto it = first_pass_.find(role);
+    if (it == first_pass_.end()) return at::Tensor();
+    const auto& parts = flipped ? it->second.flipped : it->second.plain;
+    if (parts.empty()) return at::Tensor();
+    at::Tensor t = at::cat(parts);
+    return t.size(0) == rows ? t : at::Tensor();
+  };
   if (ph.kind != Phase::none) {
     std::string key_file;
     if (ph.kind == Phase::pooled && !opt_.cache_dir.empty()) {
@@ -153,16 +164,6 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
       }
     }
     if (!ph.train_plain.defined()) {
-      // Features the scan computed while decoding (first_pass_sink), when they cover these sets; else a pass.
-      auto streamed = [&](const std::string& role, bool flipped, int64_t rows) {
-        if (ph.kind != Phase::pooled) return at::Tensor();
-        auto it = first_pass_.find(role);
-        if (it == first_pass_.end()) return at::Tensor();
-        const auto& parts = flipped ? it->second.flipped : it->second.plain;
-        if (parts.empty()) return at::Tensor();
-        at::Tensor t = at::cat(parts);
-        return t.size(0) == rows ? t : at::Tensor();
-      };
       ph.train_plain = streamed("train", false, train.size());
       if (flip_aug) ph.train_flipped = streamed("train", true, train.size());
       if (val) ph.val_plain = streamed("val", false, val->size());
@@ -193,9 +194,8 @@ TransferClassifier::Phase TransferClassifier::prepare_phase(const ImageSet& trai
   // backbone changes under them. Not on disk: a pass over the validation set is all the disk would save.
   if (fresh_views && !fine_tune && val && opt_.cache_features != "off" &&
       (opt_.cache_features == "on" || val->size() * backbone_.info().output_channels * 4 <= budget)) {
-    auto it = first_pass_.find("val");
-    at::Tensor streamed = it != first_pass_.end() && !it->second.plain.empty() ? at::cat(it->second.plain) : at::Tensor();
-    ph.val_plain = streamed.defined() && streamed.size(0) == val->size() ? streamed : extract(*val, 0);
+    ph.val_plain = streamed("val", false, val->size());
+    if (!ph.val_plain.defined()) ph.val_plain = extract(*val, 0);
     cache_note_ = "feature cache: " + std::to_string(val->size()) + " validation images only (fresh views train on " +
                   std::to_string(train.size()) + " images through the backbone every epoch), " +
                   format_bytes(ph.val_plain.numel() * ph.val_plain.element_size()) + " on " + device_.str();
